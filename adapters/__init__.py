@@ -1,0 +1,1 @@
+"""What closeloop talks to: Slack, IMAP/SMTP, DocuSign, the payment gateway, PDF rendering."""

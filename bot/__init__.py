@@ -1,0 +1,1 @@
+"""The Slack surface: Bolt app, listeners, Block Kit builders. Arrives with the Slack issue."""

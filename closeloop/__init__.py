@@ -1,0 +1,1 @@
+"""The composition root: configuration, bootstrap, the outbox relay and the CLI."""

@@ -1,0 +1,104 @@
+"""The composition root: builds the services from settings. Tests call `build` with
+their own settings and clock; nothing else constructs engines, ledgers or relays."""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy import Engine
+
+from adapters.file_sink import FileSink
+from closeloop.config import Settings
+from closeloop.database import make_engine, make_sessions
+from closeloop.relay import Relay, Route
+from flows.clock import Clock, SystemClock
+from flows.errors import LedgerError
+from flows.ledger import Ledger, Policy, Tx
+from flows.outbox import Delivery, PermanentFailure, RetryPolicy
+from flows.steps import PIPELINE_STEPS
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: Engine
+    ledger: Ledger
+    sink: FileSink
+    relay: Relay = field(init=False)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def build(settings: Settings, clock: Clock | None = None) -> Services:
+    engine = make_engine(settings.database_url)
+    policy = Policy(invoice_series=settings.invoice_series, quote_series=settings.quote_series,
+                    quote_valid_days=settings.quote_valid_days, payment_terms_days=settings.payment_terms_days,
+                    timezone=settings.timezone)
+    ledger = Ledger(make_sessions(engine), clock or SystemClock(), policy)
+    services = Services(settings, engine, ledger, FileSink(settings.outbox_dir))
+    retry = RetryPolicy(max_attempts=settings.relay_max_attempts)
+    services.relay = Relay(ledger, routes(services, retry),
+                           lease_for=timedelta(seconds=settings.relay_lease_seconds))
+    return services
+
+
+class Embedded:
+    """The all-in-one process: the relay drains the outbox in a background thread,
+    woken as soon as a step commits side effects."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="closeloop-relay", daemon=True)
+
+    def __enter__(self) -> Embedded:
+        self.services.ledger.after_commit.append(self._wake)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self.services.relay.wake()
+        self._thread.join(timeout=30)
+        self.services.ledger.after_commit.remove(self._wake)
+
+    def _run(self) -> None:
+        self.services.relay.run_forever(self._stop, self.services.settings.relay_poll_seconds)
+
+    def _wake(self, tx: Tx) -> None:
+        if tx.outbox_written:
+            self.services.relay.wake()
+
+
+def run_pipeline_step(ledger: Ledger):  # type: ignore[no-untyped-def]
+    """The pipeline's own continuation: run the named step for the deal."""
+    def handle(delivery: Delivery) -> None:
+        step = PIPELINE_STEPS.get(delivery.payload.get("step", ""))
+        if step is None:
+            raise PermanentFailure(f"unknown pipeline step {delivery.payload.get('step')!r}")
+        try:
+            ledger.run(step, int(delivery.payload["deal_id"]))
+        except LedgerError as error:  # the ledger refused; retrying cannot change its mind
+            raise PermanentFailure(str(error)) from error
+    return handle
+
+
+# What each kind of side effect is delivered by. Kinds whose service is not built or
+# not configured yet are written to the file sink with a note saying so.
+NOT_YET = {
+    "slack.deal_thread": "Slack is not available yet (the Slack issue adds it): posted to the file sink",
+    "esign.send": "e-signature is not available yet (the e-signature issue adds DocuSign and email signing)",
+    "esign.void": "e-signature is not available yet (the e-signature issue adds voiding envelopes)",
+    "invoice.deliver": "invoice PDFs and email are not available yet (the documents and billing issues)",
+    "payment.collect": "charging through a gateway is not available yet (the billing issue)",
+    "license.provision": "signed license keys and provisioning are not available yet (the billing issue)",
+}
+
+
+def routes(services: Services, retry: RetryPolicy) -> dict[str, Route]:
+    table = {"pipeline.step": Route(run_pipeline_step(services.ledger), retry)}
+    for kind, note in NOT_YET.items():
+        table[kind] = Route(services.sink.handler(note), retry)
+    return table

@@ -1,0 +1,144 @@
+"""The `closeloop` command."""
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+
+import click
+
+from closeloop import migrate
+from closeloop.bootstrap import Embedded, build
+from closeloop.config import Settings, load_settings
+from flows.catalog_file import read_catalog
+from flows.errors import LedgerError
+from flows.outbox import OutboxStatus
+from flows.queries import find_deal, outbox_messages, timeline
+from flows.steps import load_catalog
+
+
+class LedgerAwareGroup(click.Group):
+    """Refusals from the ledger are answers, not crashes: print them plainly, exit 1."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except LedgerError as error:
+            raise click.ClickException(str(error)) from None
+
+
+@click.group(cls=LedgerAwareGroup)
+@click.option("-v", "--verbose", is_flag=True, help="log what the relay does")
+def main(verbose: bool) -> None:
+    """closeloop: quote -> e-signature -> deal won -> invoice -> license -> recurring charge."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ValueError as error:
+        raise click.ClickException(f"configuration: {error}") from None
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the schema to the latest version (also: `db init`)."""
+    settings = _settings()
+    migrate.upgrade(settings.database_url)
+    click.echo(f"database at head ({migrate.head_revision(settings.database_url)})")
+
+
+db.add_command(db_upgrade, "init")
+
+
+@db.command("current")
+def db_current() -> None:
+    """Print the schema version of the database."""
+    services = build(_settings())
+    click.echo(migrate.current_revision(services.engine) or "empty (run `closeloop db upgrade`)")
+
+
+@main.group()
+def catalog() -> None:
+    """The SKU catalog."""
+
+
+@catalog.command("load")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def catalog_load(path: Path) -> None:
+    """Load a catalog file (TOML); nothing changes unless the whole file is valid."""
+    spec = read_catalog(path.read_text(encoding="utf-8"), source=str(path))
+    services = build(_settings())
+    counts = services.ledger.run(load_catalog, spec, source=str(path))
+    click.echo(f"catalog {path}: {counts['added']} added, {counts['updated']} updated, "
+               f"{counts['deactivated']} deactivated")
+
+
+@main.command("timeline")
+@click.argument("ref")
+@click.option("--json", "as_json", is_flag=True, help="one JSON object per event")
+def timeline_command(ref: str, as_json: bool) -> None:
+    """The timeline of a deal: D-12, 12, a quote number or an invoice number."""
+    services = build(_settings())
+
+    def show(session):  # type: ignore[no-untyped-def]
+        deal = find_deal(session, ref)
+        click.echo(f"{deal.reference} · {deal.customer.name} · quote {deal.quote.number} · "
+                   f"stage {deal.stage.value} · owner {deal.owner}", err=as_json)
+        for event in timeline(session, deal.id):
+            if as_json:
+                click.echo(json.dumps({"at": event.occurred_at.isoformat(), "kind": event.kind,
+                                       "actor": event.actor, "data": event.data}, ensure_ascii=False))
+            else:
+                detail = ", ".join(f"{k}={v}" for k, v in event.data.items() if k != "evidence")
+                click.echo(f"  {event.occurred_at:%Y-%m-%d %H:%M:%S}Z  {event.kind:<22} {event.actor:<14} {detail}")
+
+    services.ledger.read(show)
+
+
+@main.command("outbox")
+@click.option("--status", type=click.Choice([s.value for s in OutboxStatus]), help="only this status")
+def outbox_command(status: str | None) -> None:
+    """Side effects waiting, delivered or dead-lettered."""
+    services = build(_settings())
+
+    def show(session):  # type: ignore[no-untyped-def]
+        for m in outbox_messages(session, OutboxStatus(status) if status else None):
+            click.echo(f"{m.id:>6} {m.status.value:<8} {m.kind:<20} {m.stream:<12} attempts={m.attempts} "
+                       f"{m.last_error or ''}")
+
+    services.ledger.read(show)
+
+
+@main.command("run")
+def run_command() -> None:
+    """The embedded all-in-one process: migrate, then drain the outbox until stopped."""
+    settings = _settings()
+    migrate.upgrade(settings.database_url)
+    services = build(settings)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    click.echo(f"closeloop running on {settings.database_url} (Ctrl-C to stop)")
+    with Embedded(services):
+        stop.wait()
+    click.echo("stopped")
+
+
+@main.command("demo")
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=Path("demo-out"),
+              show_default=True, help="where the database, transcript and artifacts go")
+def demo_command(out: Path) -> None:
+    """Drive a realistic deal through the whole loop on embedded defaults."""
+    from closeloop.demo.scenario import run_demo
+    sys.exit(run_demo(out))

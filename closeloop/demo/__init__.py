@@ -1,0 +1,1 @@
+"""`closeloop demo`: a realistic deal driven through the whole loop."""

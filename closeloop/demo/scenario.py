@@ -1,0 +1,202 @@
+"""The demo: one realistic deal through the whole loop on embedded defaults, printed
+as a transcript with timings, every artifact written to the output directory.
+
+Steps whose capability has not been built yet are shown plainly as not yet available;
+each later capability replaces its line here with the real behaviour."""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from importlib import resources
+from pathlib import Path
+from typing import Any, Callable, TextIO
+
+from sqlalchemy import select
+
+from closeloop import migrate
+from closeloop.bootstrap import Embedded, build
+from closeloop.config import Settings
+from flows.billing import Subscription
+from flows.catalog_file import read_catalog
+from flows.clock import ManualClock
+from flows.deals import Deal, Stage
+from flows.invoices import Invoice
+from flows.licenses import License
+from flows.money import Money
+from flows.parties import ContactRole
+from flows.queries import overdue_invoices, timeline
+from flows.steps import (ContactRequest, LineRequest, add_customer, draft_quote, load_catalog,
+                         record_signature, send_quote)
+
+DEMO_FILES = ("closeloop.db", "closeloop.db-wal", "closeloop.db-shm", "transcript.txt", "timeline.json",
+              "invoice.json", "licenses.json", "subscriptions.json", "catalog.toml")
+
+
+@dataclass
+class Transcript:
+    sinks: list[TextIO]
+    started: float = field(default_factory=time.perf_counter)
+
+    def say(self, text: str = "") -> None:
+        for sink in self.sinks:
+            sink.write(text + "\n")
+            sink.flush()
+
+    def step(self, title: str, action: Callable[[], Any]) -> Any:
+        began = time.perf_counter()
+        result = action()
+        self.say(f"  ✓ {title}  [{(time.perf_counter() - began) * 1000:.1f} ms]")
+        return result
+
+    def not_yet(self, title: str, why: str) -> None:
+        self.say(f"  · {title}: not yet available — {why}")
+
+
+def run_demo(out: Path) -> int:
+    out.mkdir(parents=True, exist_ok=True)
+    for name in DEMO_FILES:  # a fresh run each time, touching only what the demo writes
+        (out / name).unlink(missing_ok=True)
+    for stale in (out / "outbox").glob("*.jsonl"):
+        stale.unlink()
+    with (out / "transcript.txt").open("w", encoding="utf-8") as file:
+        import sys
+        log = Transcript([sys.stdout, file])
+        _scenario(out.resolve(), log)
+    return 0
+
+
+def _scenario(out: Path, log: Transcript) -> None:
+    settings = Settings(database_url=f"sqlite:///{out}/closeloop.db", outbox_dir=out / "outbox",
+                        timezone="Europe/Warsaw", relay_poll_seconds=0.05)
+    clock = ManualClock(datetime.now(timezone.utc).replace(microsecond=0))
+    log.say(f"closeloop demo — {clock.now():%Y-%m-%d %H:%M} UTC — everything under {out}")
+    log.say()
+    log.say("1. Setup (embedded: a SQLite file, the outbox relay in a background thread)")
+    log.step("database migrated", lambda: migrate.upgrade(settings.database_url))
+    services = build(settings, clock)
+    ledger = services.ledger
+    catalog_text = resources.files("closeloop.demo").joinpath("catalog.toml").read_text(encoding="utf-8")
+    (out / "catalog.toml").write_text(catalog_text, encoding="utf-8")
+    counts = log.step("catalog loaded from catalog.toml (3 SKUs, EUR/USD/PLN)", lambda: ledger.run(
+        load_catalog, read_catalog(catalog_text, "catalog.toml"), source="catalog.toml"))
+    assert counts["added"] == 3
+    customer_id = log.step("customer Kowalski Logistics Sp. z o.o. (PL, documents in Polish)", lambda: ledger.run(
+        add_customer, name="Kowalski Logistics Sp. z o.o.", country="PL", currency="EUR", language="pl",
+        tax_id="PL5260001246", contacts=(
+            ContactRequest("Anna Kowalska", "anna.kowalska@kowalski-logistics.example", ContactRole.SIGNER),
+            ContactRequest("Księgowość", "faktury@kowalski-logistics.example", ContactRole.BILLING))))
+
+    with Embedded(services):
+        log.say()
+        log.say("2. Quote (a rep's /quote comes with the Slack issue; the demo calls the same step)")
+        deal_id = log.step("quote drafted: 25 × PRO-SEAT @ 40.00 EUR/month, onboarding 1,500.00 EUR, 10 % off",
+                           lambda: ledger.run(draft_quote, key="demo:quote:1", customer_id=customer_id,
+                                              owner="rep.marta", currency="EUR", discount_bp=1000,
+                                              lines=[LineRequest("PRO-SEAT", Decimal(25)),
+                                                     LineRequest("ONBOARDING", Decimal(1))]))
+        quote = ledger.read(lambda s: _quote_summary(s, deal_id))
+        log.say(f"    {quote}")
+        log.not_yet("quote PDF in Polish", "rendering arrives with the documents issue")
+        log.say()
+        log.say("3. Signature")
+        log.step("sent for signature to anna.kowalska@kowalski-logistics.example",
+                 lambda: ledger.run(send_quote, deal_id, provider="email", actor="rep.marta"))
+        log.not_yet("DocuSign envelope / signing by email",
+                    "the e-signature issue; the request is in outbox/esign.send.jsonl")
+        clock.advance(timedelta(days=2, hours=3))
+        log.say(f"    … two days later ({clock.now():%Y-%m-%d}) the customer signs")
+        began = time.perf_counter()
+        log.step("signature recorded (verification of the returned PDF comes with the documents issue)",
+                 lambda: ledger.run(record_signature, deal_id, version=1,
+                                    signer="anna.kowalska@kowalski-logistics.example",
+                                    evidence={"method": "demo", "note": "recorded without a PDF"}))
+        log.say()
+        log.say("4. The pipeline runs on its own: deal won -> invoice -> license -> billing")
+        stage = _wait_for(ledger, deal_id, Stage.BILLING_ACTIVE)
+        log.say(f"  ✓ signed -> {stage.value} through the outbox relay  "
+                f"[{(time.perf_counter() - began) * 1000:.1f} ms]")
+        for event in ledger.read(timeline, deal_id):
+            if event.kind in ("deal.won", "invoice.issued", "license.issued", "subscription.started"):
+                log.say(f"    {event.occurred_at:%Y-%m-%d %H:%M}  {event.kind:<20} {_brief(event.data)}")
+        invoice = ledger.read(lambda s: s.scalar(select(Invoice).where(Invoice.deal_id == deal_id)))
+        log.not_yet("invoice PDF with Factur-X XML, emailed to faktury@…",
+                    "the documents and billing issues; see outbox/invoice.deliver.jsonl")
+        log.not_yet("signed license key provisioned to the product", "the billing issue")
+        log.say()
+        log.say("5. First recurring charge")
+        log.not_yet(f"charge {Money(invoice.gross, invoice.currency)} on the card on file",
+                    "the billing issue adds the gateway; the request is in outbox/payment.collect.jsonl")
+        log.say()
+        log.say("6. Collections")
+        clock.advance(timedelta(days=45))
+        today = clock.now().date()
+        overdue = ledger.read(overdue_invoices, today)
+        for item in overdue:
+            log.say(f"  ✓ {clock.now():%Y-%m-%d}: invoice {item.number} is {(today - item.due_on).days} days "
+                    f"overdue, balance {Money(item.balance, item.currency)}")
+        log.not_yet("overdue reminder email with the aging report", "the billing and collections issue")
+        log.say()
+        log.say("7. Completeness")
+        log.not_yet("gap list (won deals without invoice, overdue debt, …)", "the completeness issue")
+        services.relay.drain()
+
+    _write_artifacts(out, services, deal_id)
+    services.close()
+    log.say()
+    log.say(f"Done in {(time.perf_counter() - log.started):.2f} s. Artifacts in {out}:")
+    for path in sorted(p for p in out.rglob("*") if p.is_file()):
+        log.say(f"  {path.relative_to(out)}")
+    log.say(f"Inspect: DATABASE_URL=sqlite:///{out}/closeloop.db closeloop timeline D-{deal_id}")
+
+
+def _quote_summary(session: Any, deal_id: int) -> str:
+    deal = session.get(Deal, deal_id)
+    version = deal.quote.current
+    return (f"{deal.quote.number} v{version.version}: net {Money(version.net, deal.currency)} + "
+            f"tax {Money(version.tax, deal.currency)} = {Money(version.gross, deal.currency)}, "
+            f"valid until {version.valid_until}, payment {version.payment_terms_days} days")
+
+
+def _wait_for(ledger: Any, deal_id: int, stage: Stage, timeout: float = 30.0) -> Stage:
+    deadline = time.monotonic() + timeout
+    while True:
+        current = ledger.read(lambda s: s.get(Deal, deal_id).stage)
+        if current is stage or time.monotonic() > deadline:
+            return current
+        time.sleep(0.01)
+
+
+def _brief(data: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in data.items() if k not in ("evidence", "invoice_id"))
+
+
+def _write_artifacts(out: Path, services: Any, deal_id: int) -> None:
+    def dump(name: str, rows: Any) -> None:
+        (out / name).write_text(json.dumps(rows, indent=2, ensure_ascii=False, default=str) + "\n",
+                                encoding="utf-8")
+
+    def collect(session: Any) -> None:
+        dump("timeline.json", [{"at": e.occurred_at, "kind": e.kind, "actor": e.actor, "data": e.data}
+                               for e in timeline(session, deal_id)])
+        invoice = session.scalar(select(Invoice).where(Invoice.deal_id == deal_id))
+        dump("invoice.json", {
+            "number": invoice.number, "status": invoice.status.value, "currency": invoice.currency,
+            "net": str(Money(invoice.net, invoice.currency)), "tax": str(Money(invoice.tax, invoice.currency)),
+            "gross": str(Money(invoice.gross, invoice.currency)), "issued_at": invoice.issued_at,
+            "due_on": invoice.due_on,
+            "lines": [{"description": l.description, "quantity": str(l.quantity),
+                       "unit": str(Money(l.unit_amount, invoice.currency)), "tax_rate": f"{l.tax_rate_bp / 100}%",
+                       "net": str(Money(l.net, invoice.currency)), "period": [l.period_start, l.period_end]}
+                      for l in invoice.lines]})
+        dump("licenses.json", [{"product": l.product, "seats": l.seats, "features": l.features,
+                                "status": l.status.value, "valid_until": l.valid_until}
+                               for l in session.scalars(select(License).where(License.deal_id == deal_id))])
+        dump("subscriptions.json", [{"sku_id": s.sku_id, "quantity": str(s.quantity), "interval": s.interval.value,
+                                     "anchor": s.anchor, "status": s.status.value}
+                                    for s in session.scalars(select(Subscription).where(
+                                        Subscription.deal_id == deal_id))])
+
+    services.ledger.read(collect)

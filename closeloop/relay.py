@@ -1,0 +1,108 @@
+"""The outbox relay: leases due messages, hands each to the adapter its kind routes
+to, and records the outcome — done, retry later (exponential backoff with jitter), or
+dead-lettered. Delivery is at least once; adapters de-duplicate by idempotency key.
+
+Several relays may run at once (threads, processes, machines) against PostgreSQL; the
+lease keeps them from delivering one message twice while it is held."""
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+import threading
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from flows import outbox
+from flows.ledger import Ledger, Tx
+from flows.outbox import Delivery, PermanentFailure, RetryPolicy
+
+log = logging.getLogger("closeloop.relay")
+
+Handler = Callable[[Delivery], None]
+
+
+@dataclass(frozen=True)
+class Route:
+    handler: Handler
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+
+
+class Relay:
+    def __init__(self, ledger: Ledger, routes: Mapping[str, Route], *, lease_for: timedelta = timedelta(minutes=2),
+                 batch: int = 10, owner: str | None = None, rng: random.Random | None = None) -> None:
+        self.ledger, self.routes = ledger, routes
+        self.lease_for, self.batch = lease_for, batch
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.rng = rng or random.Random()
+        self._wake = threading.Event()
+
+    def drain_once(self) -> int:
+        """Lease one batch and deliver it; returns how many messages were leased."""
+        deliveries = self.ledger.run(self._lease)
+        for delivery in deliveries:
+            self._deliver(delivery)
+        return len(deliveries)
+
+    def drain(self, limit: int = 100_000) -> int:
+        """Deliver until nothing is due now (tests, the demo, a one-shot task)."""
+        total = 0
+        while total < limit:
+            leased = self.drain_once()
+            if not leased:
+                break
+            total += leased
+        return total
+
+    def run_forever(self, stop: threading.Event, poll_seconds: float = 0.5) -> None:
+        while not stop.is_set():
+            try:
+                if self.drain_once():
+                    continue
+            except Exception:  # the database went away: log, wait, try again
+                log.exception("relay: leasing failed")
+            self._wake.wait(poll_seconds)
+            self._wake.clear()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _lease(self, tx: Tx) -> list[Delivery]:
+        return outbox.lease(tx.session, tx.now, self.owner, self.lease_for, self.batch)
+
+    def _deliver(self, delivery: Delivery) -> None:
+        route = self.routes.get(delivery.kind)
+        if route is None:
+            self._settle(delivery, f"no adapter handles '{delivery.kind}' messages", retry_in=None)
+            return
+        if delivery.attempt > route.policy.max_attempts:
+            self._settle(delivery, f"gave up after {route.policy.max_attempts} attempts whose leases expired "
+                                   "(the relay crashed or hung while delivering)", retry_in=None)
+            return
+        try:
+            route.handler(delivery)
+        except PermanentFailure as error:
+            self._settle(delivery, f"permanent failure: {error}", retry_in=None)
+        except Exception as error:
+            retry_in = None
+            if delivery.attempt < route.policy.max_attempts:
+                retry_in = route.policy.delay(delivery.attempt, self.rng)
+            self._settle(delivery, f"{type(error).__name__}: {error}", retry_in=retry_in)
+        else:
+            if not self.ledger.run(lambda tx: outbox.complete(tx.session, delivery, self.owner, tx.now)):
+                log.warning("relay: lease on message %s was lost before completion; it will be delivered "
+                            "again and de-duplicated by its key %s", delivery.id, delivery.idempotency_key)
+
+    def _settle(self, delivery: Delivery, error: str, *, retry_in: timedelta | None) -> None:
+        status = self.ledger.run(
+            lambda tx: outbox.fail(tx.session, delivery, self.owner, tx.now, error, retry_in))
+        if retry_in is None:
+            log.error("relay: message %s (%s) dead-lettered: %s", delivery.id, delivery.kind, error)
+        else:
+            log.warning("relay: message %s (%s) attempt %s failed, retry in %s: %s",
+                        delivery.id, delivery.kind, delivery.attempt, retry_in, error)
+        if status is None:
+            log.warning("relay: lease on message %s was lost before its failure was recorded", delivery.id)

@@ -1,0 +1,1 @@
+"""The order-to-cash domain: ledger models, money, the deal state machine and its steps."""

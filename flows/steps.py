@@ -1,0 +1,512 @@
+"""The steps of the loop. Each has one shape: load (locking the deal), return if the
+work is already done, check the transition is legal, act, append events, write
+outbox rows. `Ledger.run` commits. Replays change nothing; illegal transitions raise.
+
+The tables at the bottom say which stages each step moves between, and which step
+follows on its own when a deal reaches a stage."""
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+
+from flows.billing import Subscription, SubscriptionPeriod, SubscriptionStatus, period_bounds
+from flows.catalog import Sku, SkuKind, SkuPrice
+from flows.catalog_file import CatalogSpec
+from flows.deals import HAPPY_PATH, Deal, EnvelopeStatus, SignatureEnvelope, Stage
+from flows.errors import IllegalTransition, InvalidInput, NotFound
+from flows.invoices import Invoice, InvoiceLine, InvoiceStatus
+from flows.ledger import Tx
+from flows.licenses import License, LicenseStatus
+from flows.money import check_basis_points, check_currency, check_quantity, document_totals, line_net
+from flows.parties import Contact, ContactRole, Customer
+from flows.quotes import Quote, QuoteLine, QuoteVersion
+
+
+class Done(enum.Enum):
+    ACTED = "acted"
+    ALREADY = "already done"  # a replay: nothing changed
+
+
+@dataclass(frozen=True)
+class LineRequest:
+    sku: str
+    quantity: Decimal
+    unit_amount: int | None = None  # price override in minor units
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class ContactRequest:
+    name: str
+    email: str
+    role: ContactRole
+
+
+_EMAIL = re.compile(r"^[^@\s<>()\[\],;:\"\\]+@[^@\s<>()\[\],;:\"\\]+\.[^@\s<>()\[\],;:\"\\]+$")
+
+
+# --- customers and catalog -------------------------------------------------------
+
+def add_customer(tx: Tx, *, name: str, country: str, currency: str, language: str = "en",
+                 tax_id: str | None = None, contacts: tuple[ContactRequest, ...] = ()) -> int:
+    """Create a customer with its contacts; an existing customer of the same name and
+    country is returned unchanged (a retried command must not create a twin)."""
+    name = name.strip()
+    if not name:
+        raise InvalidInput("a customer needs a name")
+    if not re.fullmatch(r"[A-Z]{2}", country or ""):
+        raise InvalidInput(f"country '{country}' must be a two-letter ISO code such as DE or US")
+    check_currency(currency)
+    for contact in contacts:
+        if not _EMAIL.match(contact.email):
+            raise InvalidInput(f"'{contact.email}' is not an email address")
+    existing = tx.session.scalar(
+        select(Customer).where(func.lower(Customer.name) == name.lower(), Customer.country == country)
+    )
+    if existing is not None:
+        return existing.id
+    customer = Customer(name=name, country=country, currency=currency, language=language,
+                        tax_id=tax_id, created_at=tx.now)
+    customer.contacts = [Contact(name=c.name, email=c.email, role=c.role) for c in contacts]
+    tx.session.add(customer)
+    tx.session.flush()
+    tx.record("customer.added", deal_id=None, customer_id=customer.id, name=name)
+    return customer.id
+
+
+def load_catalog(tx: Tx, spec: CatalogSpec, *, source: str) -> dict[str, int]:
+    """Insert or update every SKU of the file; SKUs no longer in it are deactivated,
+    never deleted, because issued quotes and invoices refer to them."""
+    existing = {sku.code: sku for sku in tx.session.scalars(select(Sku))}
+    counts = {"added": 0, "updated": 0, "deactivated": 0}
+    for item in spec.skus:
+        sku = existing.pop(item.code, None)
+        if sku is None:
+            sku = Sku(code=item.code)
+            tx.session.add(sku)
+            counts["added"] += 1
+        else:
+            counts["updated"] += 1
+        sku.name, sku.kind, sku.unit, sku.interval = item.name, item.kind, item.unit, item.interval
+        sku.licensable, sku.features, sku.active = item.licensable, list(item.features), True
+        sku.tax_category, sku.tax_rate_bp = item.tax_category, item.tax_rate_bp
+        sku.prices = [SkuPrice(currency=c, unit_amount=a) for c, a in sorted(item.prices.items())]
+    for sku in existing.values():
+        if sku.active:
+            sku.active = False
+            counts["deactivated"] += 1
+    tx.record("catalog.loaded", deal_id=None, customer_id=None, source=source, **counts)
+    return counts
+
+
+# --- quote -------------------------------------------------------------------------
+
+def draft_quote(tx: Tx, *, key: str, customer_id: int, owner: str, currency: str,
+                lines: list[LineRequest], discount_bp: int = 0, valid_days: int | None = None,
+                payment_terms_days: int | None = None) -> int:
+    """Open a deal with a numbered quote (version 1). `key` identifies the request
+    (a Slack trigger id, a CLI invocation): the same key returns the same deal."""
+    replay = tx.session.scalar(select(Deal.id).where(Deal.origin_key == key))
+    if replay is not None:
+        return replay
+    customer = tx.get(Customer, customer_id, lock=False)
+    check_currency(currency)
+    deal = Deal(customer_id=customer.id, owner=owner, stage=Stage.QUOTED, currency=currency, amount=0,
+                origin_key=key, created_at=tx.now, stage_changed_at=tx.now)
+    tx.session.add(deal)
+    tx.session.flush()
+    year = _today(tx).year
+    series = tx.policy.quote_series.format(year=year)
+    quote = Quote(number=f"{series}-{tx.next_number(series):04d}", deal_id=deal.id,
+                  customer_id=customer.id, owner=owner, currency=currency, current_version=1,
+                  created_at=tx.now)
+    tx.session.add(quote)
+    version = _new_version(tx, quote, 1, lines, discount_bp, valid_days, payment_terms_days)
+    deal.amount = version.gross
+    tx.session.flush()
+    _announce(tx, deal, "quote.drafted", f"Quote {quote.number} drafted for {customer.name}",
+              actor=owner, quote=quote.number, version=1, gross=version.gross, currency=currency)
+    return deal.id
+
+
+def revise_quote(tx: Tx, deal_id: int, *, key: str, lines: list[LineRequest], actor: str,
+                 discount_bp: int = 0, valid_days: int | None = None,
+                 payment_terms_days: int | None = None) -> Done:
+    """Make a new version. A version already sent for signature is withdrawn."""
+    deal = tx.get(Deal, deal_id)
+    quote = deal.quote
+    if any(v.origin_key == key for v in quote.versions):
+        return Done.ALREADY
+    _require(deal, "revise_quote")
+    if deal.stage is Stage.SENT:
+        _withdraw_envelopes(tx, deal, reason=f"replaced by version {quote.current_version + 1}")
+    version = _new_version(tx, quote, quote.current_version + 1, lines, discount_bp, valid_days,
+                           payment_terms_days, key=key)
+    quote.current_version = version.version
+    deal.amount = version.gross
+    _move(tx, deal, Stage.QUOTED)
+    _announce(tx, deal, "quote.revised", f"Quote {quote.number} revised to version {version.version}",
+              actor=actor, quote=quote.number, version=version.version, gross=version.gross)
+    return Done.ACTED
+
+
+def send_quote(tx: Tx, deal_id: int, *, provider: str, actor: str) -> Done:
+    """Ask the customer's signer to sign the current version (DocuSign or email)."""
+    deal = tx.get(Deal, deal_id)
+    if not _begin(deal, "send_quote"):
+        return Done.ALREADY
+    quote, version = deal.quote, deal.quote.current
+    if version.valid_until < _today(tx):
+        raise InvalidInput(f"quote {quote.number} v{version.version} expired on {version.valid_until}; "
+                           "revise it before sending")
+    signer = deal.customer.contact(ContactRole.SIGNER)
+    if signer is None:
+        raise InvalidInput(f"{deal.customer.name} has no signer contact; add one before sending")
+    if provider not in ("docusign", "email"):
+        raise InvalidInput(f"unknown signature provider '{provider}' (docusign or email)")
+    envelope = SignatureEnvelope(deal_id=deal.id, quote_version_id=version.id, provider=provider,
+                                 status=EnvelopeStatus.REQUESTED, requested_at=tx.now,
+                                 status_changed_at=tx.now, signer_email=signer.email)
+    tx.session.add(envelope)
+    version.sent_at = tx.now
+    tx.session.flush()
+    _move(tx, deal, Stage.SENT)
+    tx.enqueue("esign.send", {"envelope_id": envelope.id, "deal_id": deal.id},
+               key=f"esign.send:{envelope.id}", deal_id=deal.id)
+    _announce(tx, deal, "quote.sent", f"Quote {quote.number} v{version.version} sent to {signer.email} "
+              f"for signature ({provider})", actor=actor, quote=quote.number, version=version.version,
+              provider=provider, signer=signer.email)
+    return Done.ACTED
+
+
+def record_signature(tx: Tx, deal_id: int, *, version: int, signer: str, evidence: dict[str, Any],
+                     actor: str = "customer") -> Done:
+    """A verified signature arrived for a version of the quote."""
+    deal = tx.get(Deal, deal_id)
+    if not _begin(deal, "record_signature"):
+        return Done.ALREADY
+    quote = deal.quote
+    if version != quote.current_version:
+        raise InvalidInput(f"this is version {version} of {quote.number}; "
+                           f"version {quote.current_version} is the current one")
+    current = quote.current
+    current.signed_at = tx.now
+    for envelope in _open_envelopes(tx, deal):
+        envelope.status, envelope.status_changed_at = EnvelopeStatus.COMPLETED, tx.now
+    _move(tx, deal, Stage.SIGNED)
+    _announce(tx, deal, "quote.signed", f"Quote {quote.number} v{version} signed by {signer}",
+              actor=actor, quote=quote.number, version=version, signer=signer, evidence=evidence)
+    return Done.ACTED
+
+
+def void_quote(tx: Tx, deal_id: int, *, reason: str, actor: str) -> Done:
+    return _end_quote(tx, deal_id, "void_quote", "quote.voided", "voided", reason, actor)
+
+
+def decline_quote(tx: Tx, deal_id: int, *, reason: str, actor: str = "customer") -> Done:
+    return _end_quote(tx, deal_id, "decline_quote", "quote.declined", "declined", reason, actor)
+
+
+def expire_quote(tx: Tx, deal_id: int) -> Done:
+    deal = tx.get(Deal, deal_id)
+    valid_until = deal.quote.current.valid_until
+    if deal.stage in (Stage.QUOTED, Stage.SENT) and valid_until >= _today(tx):
+        raise InvalidInput(f"quote {deal.quote.number} is valid until {valid_until}; it has not expired")
+    return _end_quote(tx, deal_id, "expire_quote", "quote.expired", "expired",
+                      f"validity ended {valid_until}", "closeloop")
+
+
+# --- deal won -> invoice -> license -> billing ------------------------------------------
+
+def win_deal(tx: Tx, deal_id: int) -> Done:
+    deal = tx.get(Deal, deal_id)
+    if not _begin(deal, "win_deal"):
+        return Done.ALREADY
+    deal.won_at = tx.now
+    _move(tx, deal, Stage.WON)
+    _announce(tx, deal, "deal.won", f"Deal {deal.reference} with {deal.customer.name} won: "
+              f"{_amount(deal.amount, deal.currency)}", gross=deal.amount, currency=deal.currency)
+    return Done.ACTED
+
+
+def issue_invoice(tx: Tx, deal_id: int) -> Done:
+    """Invoice the signed quote: one-off lines, and the first period of recurring ones."""
+    deal = tx.get(Deal, deal_id)
+    if not _begin(deal, "issue_invoice"):
+        return Done.ALREADY
+    version = deal.quote.current
+    today = _today(tx)
+    invoice = Invoice(deal_id=deal.id, customer_id=deal.customer_id, purpose_key=f"deal:{deal.id}",
+                      status=InvoiceStatus.DRAFT, currency=deal.currency, net=0, tax=0, amount_paid=0,
+                      payment_terms_days=version.payment_terms_days, created_at=tx.now)
+    for line in version.lines:
+        start = end = None
+        if line.sku.interval is not None:
+            start, end = period_bounds(today, line.sku.interval, 0)
+        invoice.lines.append(InvoiceLine(
+            position=line.position, sku_id=line.sku_id, description=line.description,
+            quantity=line.quantity, unit_amount=line.unit_amount, tax_rate_bp=line.tax_rate_bp,
+            net=line.net, period_start=start, period_end=end))
+    tx.session.add(invoice)
+    _finalize(tx, invoice)
+    _move(tx, deal, Stage.INVOICED)
+    tx.enqueue("invoice.deliver", {"invoice_id": invoice.id}, key=f"invoice.deliver:{invoice.id}",
+               deal_id=deal.id)
+    tx.enqueue("payment.collect", {"invoice_id": invoice.id}, key=f"payment.collect:{invoice.id}",
+               deal_id=deal.id)
+    _announce(tx, deal, "invoice.issued", f"Invoice {invoice.number} issued: "
+              f"{_amount(invoice.gross, invoice.currency)}, due {invoice.due_on}",
+              invoice=invoice.number, invoice_id=invoice.id, gross=invoice.gross,
+              due_on=invoice.due_on.isoformat())
+    return Done.ACTED
+
+
+def finalize_invoice(tx: Tx, invoice_id: int) -> Done:
+    """Give a draft invoice its number. Two workers racing here consume one number."""
+    invoice = tx.get(Invoice, invoice_id)
+    if invoice.status is not InvoiceStatus.DRAFT:
+        return Done.ALREADY
+    _finalize(tx, invoice)
+    tx.record("invoice.finalized", deal_id=invoice.deal_id, customer_id=invoice.customer_id,
+              invoice=invoice.number, invoice_id=invoice.id)
+    return Done.ACTED
+
+
+def issue_license(tx: Tx, deal_id: int) -> Done:
+    deal = tx.get(Deal, deal_id)
+    if not _begin(deal, "issue_license"):
+        return Done.ALREADY
+    licensable = [line for line in deal.quote.current.lines if line.sku.licensable]
+    for line in licensable:
+        until = None
+        if line.sku.interval is not None:
+            _, end = period_bounds(_today(tx), line.sku.interval, 0)
+            until = datetime.combine(end, time(), ZoneInfo(tx.policy.timezone))
+        license = License(deal_id=deal.id, customer_id=deal.customer_id, sku_id=line.sku_id,
+                          product=line.sku.code, seats=int(line.quantity), features=list(line.sku.features),
+                          status=LicenseStatus.ACTIVE, valid_from=tx.now, valid_until=until,
+                          status_changed_at=tx.now)
+        tx.session.add(license)
+        tx.session.flush()
+        tx.enqueue("license.provision", {"license_id": license.id}, key=f"license.provision:{license.id}",
+                   deal_id=deal.id)
+        _announce(tx, deal, "license.issued", f"License for {license.seats} × {license.product} issued",
+                  license_id=license.id, product=license.product, seats=license.seats)
+    if not licensable:
+        tx.record("license.not_needed", deal_id=deal.id, customer_id=deal.customer_id,
+                  reason="no licensable items on the quote")
+    _move(tx, deal, Stage.LICENSED)
+    return Done.ACTED
+
+
+def start_billing(tx: Tx, deal_id: int) -> Done:
+    """Open a subscription per recurring line; its first period is the deal's invoice."""
+    deal = tx.get(Deal, deal_id)
+    if not _begin(deal, "start_billing"):
+        return Done.ALREADY
+    invoice = tx.session.scalar(select(Invoice).where(Invoice.purpose_key == f"deal:{deal.id}"))
+    if invoice is None:
+        raise NotFound("invoice for deal", deal.reference)
+    recurring = [line for line in invoice.lines if line.period_start is not None]
+    for line in recurring:
+        sku = tx.get(Sku, line.sku_id, lock=False)
+        subscription = Subscription(
+            deal_id=deal.id, customer_id=deal.customer_id, sku_id=sku.id, quantity=line.quantity,
+            unit_amount=line.unit_amount, tax_rate_bp=line.tax_rate_bp, currency=invoice.currency,
+            interval=sku.interval, anchor=line.period_start, status=SubscriptionStatus.ACTIVE,
+            started_at=tx.now)
+        tx.session.add(subscription)
+        tx.session.flush()
+        tx.session.add(SubscriptionPeriod(subscription_id=subscription.id, index=0, start=line.period_start,
+                                          end=line.period_end, invoice_id=invoice.id))
+        _announce(tx, deal, "subscription.started",
+                  f"Subscription {sku.code} × {line.quantity} started, every {sku.interval.value}",
+                  subscription_id=subscription.id, sku=sku.code, anchor=line.period_start.isoformat())
+    if not recurring:
+        tx.record("billing.not_needed", deal_id=deal.id, customer_id=deal.customer_id,
+                  reason="no recurring items on the quote")
+    _move(tx, deal, Stage.BILLING_ACTIVE)
+    return Done.ACTED
+
+
+# --- helpers ------------------------------------------------------------------------
+
+def _today(tx: Tx) -> date:
+    return tx.now.astimezone(ZoneInfo(tx.policy.timezone)).date()
+
+
+def _amount(minor: int, currency: str) -> str:
+    from flows.money import Money
+    return str(Money(minor, currency))
+
+
+def _begin(deal: Deal, step: str) -> bool:
+    """True to go ahead; False when the step's work is already done (a replay)."""
+    sources, target = TRANSITIONS[step]
+    if deal.stage in sources:
+        return True
+    if _reached(deal.stage, target):
+        return False
+    raise IllegalTransition(step, deal.stage.value, tuple(s.value for s in sources))
+
+
+def _require(deal: Deal, step: str) -> None:
+    sources, _ = TRANSITIONS[step]
+    if deal.stage not in sources:
+        raise IllegalTransition(step, deal.stage.value, tuple(s.value for s in sources))
+
+
+def _reached(stage: Stage, target: Stage) -> bool:
+    if target in HAPPY_PATH and stage in HAPPY_PATH:
+        return HAPPY_PATH.index(stage) >= HAPPY_PATH.index(target)
+    return stage is target
+
+
+def _move(tx: Tx, deal: Deal, stage: Stage) -> None:
+    deal.stage, deal.stage_changed_at = stage, tx.now
+    follow = PIPELINE.get(stage)
+    if follow is not None:
+        tx.enqueue("pipeline.step", {"step": follow, "deal_id": deal.id},
+                   key=f"pipeline:{deal.id}:{follow}:{deal.quote.current_version}", deal_id=deal.id)
+
+
+def _announce(tx: Tx, deal: Deal, kind: str, text: str, *, actor: str = "closeloop", **data: Any) -> None:
+    """Append to the deal's timeline and post the same line to its Slack thread."""
+    event = tx.record(kind, deal_id=deal.id, customer_id=deal.customer_id, actor=actor, **data)
+    tx.session.flush()
+    tx.enqueue("slack.deal_thread", {"deal_id": deal.id, "event_id": event.id, "text": text},
+               key=f"slack.deal_thread:{event.id}", deal_id=deal.id)
+
+
+def _end_quote(tx: Tx, deal_id: int, step: str, kind: str, verb: str, reason: str, actor: str) -> Done:
+    deal = tx.get(Deal, deal_id)
+    if not _begin(deal, step):
+        return Done.ALREADY
+    if not reason.strip():
+        raise InvalidInput(f"say why the quote is {verb}")
+    _withdraw_envelopes(tx, deal, reason=reason)
+    _move(tx, deal, TRANSITIONS[step][1])
+    _announce(tx, deal, kind, f"Quote {deal.quote.number} {verb}: {reason}", actor=actor,
+              quote=deal.quote.number, reason=reason)
+    return Done.ACTED
+
+
+def _open_envelopes(tx: Tx, deal: Deal) -> list[SignatureEnvelope]:
+    open_states = (EnvelopeStatus.REQUESTED, EnvelopeStatus.SENT, EnvelopeStatus.DELIVERED)
+    return list(tx.session.scalars(select(SignatureEnvelope).where(
+        SignatureEnvelope.deal_id == deal.id, SignatureEnvelope.status.in_(open_states))))
+
+
+def _withdraw_envelopes(tx: Tx, deal: Deal, *, reason: str) -> None:
+    for envelope in _open_envelopes(tx, deal):
+        envelope.status, envelope.status_changed_at = EnvelopeStatus.VOIDED, tx.now
+        tx.enqueue("esign.void", {"envelope_id": envelope.id, "reason": reason},
+                   key=f"esign.void:{envelope.id}", deal_id=deal.id)
+
+
+def _new_version(tx: Tx, quote: Quote, number: int, lines: list[LineRequest], discount_bp: int,
+                 valid_days: int | None, payment_terms_days: int | None, *, key: str | None = None) -> QuoteVersion:
+    if not lines:
+        raise InvalidInput("a quote needs at least one line")
+    check_basis_points(discount_bp, "discount")
+    valid_days = tx.policy.quote_valid_days if valid_days is None else valid_days
+    terms = tx.policy.payment_terms_days if payment_terms_days is None else payment_terms_days
+    if not 1 <= valid_days <= 365:
+        raise InvalidInput("validity must be between 1 and 365 days")
+    if not 0 <= terms <= 365:
+        raise InvalidInput("payment terms must be between 0 and 365 days")
+    version = QuoteVersion(version=number, discount_bp=discount_bp, payment_terms_days=terms,
+                           valid_until=_today(tx) + timedelta(days=valid_days), net=0, tax=0,
+                           content_hash="", origin_key=key or f"{quote.number}:v{number}",
+                           created_at=tx.now)
+    for position, request in enumerate(lines, start=1):
+        version.lines.append(_price_line(tx, quote.currency, position, request, discount_bp))
+    totals = document_totals(quote.currency, ((l.net, l.tax_rate_bp) for l in version.lines))
+    version.net, version.tax = totals.net, totals.tax
+    version.content_hash = _content_hash(quote, version)
+    quote.versions.append(version)
+    return version
+
+
+def _price_line(tx: Tx, currency: str, position: int, request: LineRequest, discount_bp: int) -> QuoteLine:
+    sku = tx.session.scalar(select(Sku).where(Sku.code == request.sku))
+    if sku is None or not sku.active:
+        raise InvalidInput(f"line {position}: there is no SKU '{request.sku}' in the catalog")
+    quantity = check_quantity(request.quantity)
+    if sku.licensable and quantity != quantity.to_integral_value():
+        raise InvalidInput(f"line {position}: {sku.code} is licensed per {sku.unit}; "
+                           f"{quantity} is not a whole number")
+    unit_amount = request.unit_amount if request.unit_amount is not None else sku.price_in(currency)
+    if unit_amount is None:
+        priced = ", ".join(p.currency for p in sku.prices) or "no currency"
+        raise InvalidInput(f"line {position}: {sku.code} has no {currency} price (priced in {priced}); "
+                           "give a price or quote in another currency")
+    if type(unit_amount) is not int or unit_amount < 0:
+        raise InvalidInput(f"line {position}: price must be a non-negative amount")
+    return QuoteLine(position=position, sku=sku, sku_id=sku.id, description=request.description or sku.name,
+                     quantity=quantity, unit_amount=unit_amount, tax_rate_bp=sku.tax_rate_bp,
+                     net=line_net(unit_amount, quantity, discount_bp))
+
+
+def _content_hash(quote: Quote, version: QuoteVersion) -> str:
+    """A fingerprint of what the customer is asked to sign, printed on the PDF."""
+    content = {
+        "quote": quote.number, "version": version.version, "currency": quote.currency,
+        "discount_bp": version.discount_bp, "valid_until": version.valid_until.isoformat(),
+        "payment_terms_days": version.payment_terms_days, "net": version.net, "tax": version.tax,
+        "lines": [[l.position, l.sku.code, l.description, format(l.quantity, "f"), l.unit_amount,
+                   l.tax_rate_bp, l.net] for l in version.lines],
+    }
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+
+
+def _finalize(tx: Tx, invoice: Invoice) -> None:
+    totals = document_totals(invoice.currency, ((l.net, l.tax_rate_bp) for l in invoice.lines))
+    invoice.net, invoice.tax = totals.net, totals.tax
+    today = _today(tx)
+    series = tx.policy.invoice_series.format(year=today.year)
+    invoice.series = series
+    invoice.sequence = tx.next_number(series)
+    invoice.number = f"{series}-{invoice.sequence:06d}"
+    invoice.status = InvoiceStatus.ISSUED
+    invoice.issued_at = tx.now
+    invoice.due_on = today + timedelta(days=invoice.payment_terms_days)
+    tx.session.flush()
+
+
+# --- the process in two tables ------------------------------------------------------
+
+# step -> (stages it may start from, stage it leaves the deal in)
+TRANSITIONS: dict[str, tuple[tuple[Stage, ...], Stage]] = {
+    "send_quote": ((Stage.QUOTED,), Stage.SENT),
+    "revise_quote": ((Stage.QUOTED, Stage.SENT), Stage.QUOTED),
+    "record_signature": ((Stage.SENT,), Stage.SIGNED),
+    "win_deal": ((Stage.SIGNED,), Stage.WON),
+    "issue_invoice": ((Stage.WON,), Stage.INVOICED),
+    "issue_license": ((Stage.INVOICED,), Stage.LICENSED),
+    "start_billing": ((Stage.LICENSED,), Stage.BILLING_ACTIVE),
+    "void_quote": ((Stage.QUOTED, Stage.SENT), Stage.VOID),
+    "decline_quote": ((Stage.SENT,), Stage.DECLINED),
+    "expire_quote": ((Stage.QUOTED, Stage.SENT), Stage.EXPIRED),
+}
+
+# The pipeline: when a deal reaches a stage, this step follows on its own (via the outbox).
+PIPELINE: dict[Stage, str] = {
+    Stage.SIGNED: "win_deal",
+    Stage.WON: "issue_invoice",
+    Stage.INVOICED: "issue_license",
+    Stage.LICENSED: "start_billing",
+}
+
+# Steps the pipeline may run by name (only ids cross process boundaries).
+PIPELINE_STEPS = {"win_deal": win_deal, "issue_invoice": issue_invoice,
+                  "issue_license": issue_license, "start_billing": start_billing}
