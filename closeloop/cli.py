@@ -81,7 +81,7 @@ def catalog_load(path: Path) -> None:
     services = build(_settings())
     counts = services.ledger.run(load_catalog, spec, source=str(path))
     click.echo(f"catalog {path}: {counts['added']} added, {counts['updated']} updated, "
-               f"{counts['deactivated']} deactivated")
+               f"{counts['unchanged']} unchanged, {counts['deactivated']} deactivated")
 
 
 @main.command("timeline")

@@ -68,7 +68,10 @@ class Money:
         if not value.is_finite():
             raise InvalidInput(f"'{text}' is not an amount")
         places = exponent(currency)
-        minor = value.scaleb(places)
+        try:
+            minor = value.scaleb(places)
+        except ArithmeticError:  # decimal.Overflow: an exponent beyond any amount
+            raise InvalidInput(f"'{text}' is not an amount") from None
         if minor != minor.to_integral_value():
             raise InvalidInput(f"{text} {currency}: {currency} has {places} decimal place(s)")
         return cls(int(minor), currency)

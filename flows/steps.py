@@ -85,27 +85,47 @@ def add_customer(tx: Tx, *, name: str, country: str, currency: str, language: st
 
 def load_catalog(tx: Tx, spec: CatalogSpec, *, source: str) -> dict[str, int]:
     """Insert or update every SKU of the file; SKUs no longer in it are deactivated,
-    never deleted, because issued quotes and invoices refer to them."""
+    never deleted, because issued quotes and invoices refer to them. Loading the same
+    file again changes nothing."""
     existing = {sku.code: sku for sku in tx.session.scalars(select(Sku))}
-    counts = {"added": 0, "updated": 0, "deactivated": 0}
+    counts = {"added": 0, "updated": 0, "unchanged": 0, "deactivated": 0}
     for item in spec.skus:
         sku = existing.pop(item.code, None)
         if sku is None:
             sku = Sku(code=item.code)
             tx.session.add(sku)
             counts["added"] += 1
+        elif _sku_fields(sku) == _spec_fields(item):
+            counts["unchanged"] += 1
+            continue
         else:
             counts["updated"] += 1
         sku.name, sku.kind, sku.unit, sku.interval = item.name, item.kind, item.unit, item.interval
         sku.licensable, sku.features, sku.active = item.licensable, list(item.features), True
         sku.tax_category, sku.tax_rate_bp = item.tax_category, item.tax_rate_bp
-        sku.prices = [SkuPrice(currency=c, unit_amount=a) for c, a in sorted(item.prices.items())]
+        # Update prices in place: replacing the rows would INSERT the new (sku, currency)
+        # before DELETEing the old one and break the unique constraint.
+        current = {price.currency: price for price in sku.prices}
+        sku.prices = [current.get(c) or SkuPrice(currency=c) for c, _ in sorted(item.prices.items())]
+        for price in sku.prices:
+            price.unit_amount = item.prices[price.currency]
     for sku in existing.values():
         if sku.active:
             sku.active = False
             counts["deactivated"] += 1
-    tx.record("catalog.loaded", deal_id=None, customer_id=None, source=source, **counts)
+    if counts["added"] or counts["updated"] or counts["deactivated"]:
+        tx.record("catalog.loaded", deal_id=None, customer_id=None, source=source, **counts)
     return counts
+
+
+def _sku_fields(sku: Sku) -> tuple[Any, ...]:
+    return (sku.name, sku.kind, sku.unit, sku.interval, sku.licensable, tuple(sku.features), sku.active,
+            sku.tax_category, sku.tax_rate_bp, tuple((p.currency, p.unit_amount) for p in sku.prices))
+
+
+def _spec_fields(item: Any) -> tuple[Any, ...]:
+    return (item.name, item.kind, item.unit, item.interval, item.licensable, tuple(item.features), True,
+            item.tax_category, item.tax_rate_bp, tuple(sorted(item.prices.items())))
 
 
 # --- quote -------------------------------------------------------------------------
