@@ -1,0 +1,102 @@
+"""The `closeloop` command as a user runs it: a real process, real files."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+CLOSELOOP = str(Path(sys.executable).with_name("closeloop"))
+
+
+def closeloop(*args: str, cwd: Path, database: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "CLOSELOOP_"))}
+    if database is not None:
+        env["DATABASE_URL"] = f"sqlite:///{database}"
+    return subprocess.run([CLOSELOOP, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    out = tmp_path_factory.mktemp("demo")
+    return out, closeloop("demo", "--out", str(out), cwd=out)
+
+
+def test_the_demo_drives_a_deal_through_the_loop_and_writes_its_artifacts(demo):
+    out, result = demo
+    assert result.returncode == 0, result.stderr
+    transcript = result.stdout
+    assert "signed -> billing_active through the outbox relay" in transcript
+    assert "invoice.issued" in transcript and "days overdue" in transcript
+    assert "not yet available" in transcript  # capabilities of later issues are named, not faked
+    assert (out / "transcript.txt").read_text(encoding="utf-8") == transcript
+    for artifact in ("closeloop.db", "catalog.toml", "timeline.json", "invoice.json", "licenses.json",
+                     "subscriptions.json", "outbox/esign.send.jsonl", "outbox/invoice.deliver.jsonl"):
+        assert (out / artifact).is_file(), artifact
+    invoice = json.loads((out / "invoice.json").read_text(encoding="utf-8"))
+    assert invoice["gross"] == "2,767.50 EUR" and invoice["status"] == "issued"
+    kinds = [e["kind"] for e in json.loads((out / "timeline.json").read_text(encoding="utf-8"))]
+    assert kinds[:4] == ["quote.drafted", "quote.sent", "quote.signed", "deal.won"]
+
+
+def test_the_demo_database_can_be_inspected_with_closeloop_commands(demo, tmp_path):
+    out, _ = demo
+    result = closeloop("timeline", "D-1", cwd=tmp_path, database=out / "closeloop.db")
+    assert result.returncode == 0, result.stderr
+    assert "stage billing_active" in result.stdout and "deal.won" in result.stdout
+    quote_number = json.loads((out / "timeline.json").read_text())[0]["data"]["quote"]
+    by_quote = closeloop("timeline", quote_number, "--json", cwd=tmp_path, database=out / "closeloop.db")
+    assert [json.loads(line)["kind"] for line in by_quote.stdout.splitlines()][-1] == "subscription.started"
+    assert closeloop("outbox", "--status", "dead", cwd=tmp_path, database=out / "closeloop.db").stdout == ""
+
+
+def test_the_demo_runs_again_in_the_same_directory_from_scratch(demo):
+    out, _ = demo
+    again = closeloop("demo", "--out", str(out), cwd=out)
+    assert again.returncode == 0, again.stderr
+    assert "Q-" in again.stdout and "-0001 v1" in again.stdout
+
+
+def test_an_unknown_deal_is_a_plain_answer_not_a_traceback(tmp_path):
+    closeloop("db", "upgrade", cwd=tmp_path, database=tmp_path / "c.db")
+    result = closeloop("timeline", "D-99", cwd=tmp_path, database=tmp_path / "c.db")
+    assert result.returncode == 1
+    assert "deal, quote or invoice D-99 does not exist" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_bad_catalog_file_is_refused_with_every_problem_and_loads_nothing(tmp_path):
+    database = tmp_path / "c.db"
+    assert closeloop("db", "init", cwd=tmp_path, database=database).returncode == 0
+    bad = tmp_path / "catalog.toml"
+    bad.write_text('currencies = ["EUR"]\n[tax_categories]\nstandard = "20"\n'
+                   '[[sku]]\ncode = "A"\nname = "A"\nkind = "one_off"\nunit = "item"\ntax_category = "standard"\n'
+                   'prices = { EUR = 10.5 }\n'
+                   '[[sku]]\ncode = "A"\nname = "A again"\nkind = "recurring"\nunit = "seats"\n'
+                   'tax_category = "standard"\n')
+    result = closeloop("catalog", "load", str(bad), cwd=tmp_path, database=database)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    for problem in ('not as a float', "duplicate SKU code", "needs an interval", "write 'seat'", "prices missing"):
+        assert problem in result.stderr, problem
+    good = tmp_path / "good.toml"
+    good.write_text('currencies = ["EUR"]\n[tax_categories]\nstandard = "20"\n'
+                    '[[sku]]\ncode = "A"\nname = "A"\nkind = "one_off"\nunit = "item"\n'
+                    'tax_category = "standard"\nprices = { EUR = "10.50" }\n')
+    loaded = closeloop("catalog", "load", str(good), cwd=tmp_path, database=database)
+    assert "1 added, 0 updated, 0 unchanged, 0 deactivated" in loaded.stdout
+
+
+def test_the_schema_version_is_reported(tmp_path):
+    database = tmp_path / "c.db"
+    assert "empty" in closeloop("db", "current", cwd=tmp_path, database=database).stdout
+    closeloop("db", "upgrade", cwd=tmp_path, database=database)
+    assert closeloop("db", "current", cwd=tmp_path, database=database).stdout.strip() == "0001"
+
+
+def test_a_bad_configuration_is_named(tmp_path):
+    env_run = subprocess.run([CLOSELOOP, "db", "upgrade"], cwd=tmp_path, capture_output=True, text=True,
+                             env={**os.environ, "CLOSELOOP_INVOICE_SERIES": "INV-{month}"})
+    assert env_run.returncode == 1 and "may only use {year}" in env_run.stderr

@@ -1,0 +1,96 @@
+"""The pipeline: a verified signature carries a deal to billing on its own, through
+the outbox, and a duplicate delivery of any continuation changes nothing."""
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from decimal import Decimal
+
+from sqlalchemy import select, update
+
+from closeloop.bootstrap import Embedded
+from flows.billing import Subscription, SubscriptionPeriod, SubscriptionStatus
+from flows.deals import Stage
+from flows.invoices import Invoice
+from flows.licenses import License, LicenseStatus
+from flows.outbox import OutboxMessage, OutboxStatus
+from flows.queries import timeline
+from flows.steps import LineRequest, record_signature
+from tests.factories import deal_at, row_counts, seed, stage_of
+
+
+def _sign(ledger, deal):
+    ledger.run(record_signature, deal, version=1, signer="ada@acme.example", evidence={"method": "test"})
+
+
+def test_a_signature_carries_the_deal_to_billing_through_the_relay(services):
+    ledger = services.ledger
+    deal = deal_at(ledger, seed(ledger), Stage.SENT,
+                   lines=[LineRequest("SEAT", Decimal(25)), LineRequest("SETUP", Decimal(1))])
+    _sign(ledger, deal)
+    services.relay.drain()
+
+    assert stage_of(ledger, deal) is Stage.BILLING_ACTIVE
+    kinds = [e.kind for e in ledger.read(timeline, deal)]
+    assert kinds == ["quote.drafted", "quote.sent", "quote.signed", "deal.won", "invoice.issued",
+                     "license.issued", "subscription.started"]
+    for kind in ("invoice.deliver", "payment.collect", "license.provision", "esign.send"):
+        assert len(services.sink.read(kind)) == 1, kind
+    assert len(services.sink.read("slack.deal_thread")) == len(kinds)
+    assert ledger.read(lambda s: {m.status for m in s.scalars(select(OutboxMessage))}) == {OutboxStatus.DONE}
+
+
+def test_the_license_and_subscription_follow_the_signed_lines(services):
+    ledger = services.ledger
+    deal = deal_at(ledger, seed(ledger), Stage.BILLING_ACTIVE,
+                   lines=[LineRequest("SEAT", Decimal(25)), LineRequest("SETUP", Decimal(1)),
+                          LineRequest("ANNUAL", Decimal(1))])
+    with ledger.sessions() as session:
+        licenses = {l.product: l for l in session.scalars(select(License).where(License.deal_id == deal))}
+        assert set(licenses) == {"SEAT", "ANNUAL"}  # SETUP is not licensable
+        seat = licenses["SEAT"]
+        assert (seat.seats, seat.features, seat.status) == (25, ["sso"], LicenseStatus.ACTIVE)
+        assert seat.valid_until == datetime(2026, 4, 10, tzinfo=timezone.utc)
+        assert licenses["ANNUAL"].valid_until == datetime(2027, 3, 10, tzinfo=timezone.utc)
+        invoice = session.scalars(select(Invoice).where(Invoice.deal_id == deal)).one()
+        subscriptions = session.scalars(select(Subscription).order_by(Subscription.id)).all()
+        assert [(s.interval.value, s.quantity, s.status) for s in subscriptions] == [
+            ("month", Decimal(25), SubscriptionStatus.ACTIVE), ("year", Decimal(1), SubscriptionStatus.ACTIVE)]
+        periods = session.scalars(select(SubscriptionPeriod).order_by(SubscriptionPeriod.id)).all()
+        assert [(p.index, p.invoice_id) for p in periods] == [(0, invoice.id), (0, invoice.id)]
+
+
+def test_a_one_off_deal_needs_no_license_and_no_subscription(services):
+    ledger = services.ledger
+    deal = deal_at(ledger, seed(ledger), Stage.BILLING_ACTIVE, lines=[LineRequest("SETUP", Decimal(1))])
+    kinds = [e.kind for e in ledger.read(timeline, deal)]
+    assert "license.not_needed" in kinds and "billing.not_needed" in kinds
+    counts = row_counts(ledger)
+    assert counts["licenses"] == 0 and counts["subscriptions"] == 0 and counts["invoices"] == 1
+
+
+def test_a_continuation_delivered_again_after_a_crash_changes_nothing(services):
+    """The relay ran each step and committed it, then died before marking the
+    messages done: every continuation is delivered a second time."""
+    ledger = services.ledger
+    deal = deal_at(ledger, seed(ledger), Stage.SENT)
+    _sign(ledger, deal)
+    services.relay.drain()
+    counts = row_counts(ledger)
+    ledger.run(lambda tx: tx.session.execute(
+        update(OutboxMessage).where(OutboxMessage.kind == "pipeline.step")
+        .values(status=OutboxStatus.PENDING, lease_owner=None)))
+    assert services.relay.drain() == 4
+    assert row_counts(ledger) == counts
+    assert len(services.sink.read("invoice.deliver")) == 1
+
+
+def test_the_embedded_process_drains_the_outbox_on_its_own(services):
+    ledger = services.ledger
+    deal = deal_at(ledger, seed(ledger), Stage.SENT)
+    with Embedded(services):
+        _sign(ledger, deal)
+        deadline = time.monotonic() + 20
+        while stage_of(ledger, deal) is not Stage.BILLING_ACTIVE and time.monotonic() < deadline:
+            time.sleep(0.02)
+    assert stage_of(ledger, deal) is Stage.BILLING_ACTIVE
