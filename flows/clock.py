@@ -36,8 +36,11 @@ class ManualClock:
             return self._now
 
     def set(self, instant: datetime) -> None:
+        instant = as_utc(instant)
         with self._lock:
-            self._now = as_utc(instant)
+            if instant < self._now:
+                raise ValueError("time does not run backwards")
+            self._now = instant
 
 
 def as_utc(instant: datetime) -> datetime:

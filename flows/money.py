@@ -10,6 +10,7 @@ rounded), so the totals we print match the Factur-X XML embedded in our invoices
 """
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -29,7 +30,9 @@ _EXPONENTS = {
     **dict.fromkeys("CLF UYW".split(), 4),
 }
 _KNOWN = frozenset(list_currencies())
-BASIS_POINTS = 10_000  # rates and discounts are integer basis points: 2000 = 20.00 %
+BASIS_POINTS = 10_000
+MAX_MINOR = 10**15  # amounts stay below this many minor units: far beyond any invoice, well inside BIGINT
+_AMOUNT = re.compile(r"-?\d+(\.\d+)?")  # plain decimal notation only: no 1e3, no NaN  # rates and discounts are integer basis points: 2000 = 20.00 %
 
 
 def check_currency(code: str) -> str:
@@ -61,19 +64,16 @@ class Money:
         """'1234.50' EUR -> 123450. Refuses more decimals than the currency has."""
         if isinstance(text, float) or isinstance(text, bool):
             raise InvalidInput(f"write amounts as text like \"40.00\", not as a float ({text!r})")
-        try:
-            value = Decimal(str(text).strip().replace("_", ""))
-        except InvalidOperation:
-            raise InvalidInput(f"'{text}' is not an amount") from None
-        if not value.is_finite():
-            raise InvalidInput(f"'{text}' is not an amount")
+        written = str(text).strip().replace("_", "")
+        if not _AMOUNT.fullmatch(written):
+            raise InvalidInput(f"'{text}' is not an amount (write it like 1234.50)")
+        value = Decimal(written)
         places = exponent(currency)
-        try:
-            minor = value.scaleb(places)
-        except ArithmeticError:  # decimal.Overflow: an exponent beyond any amount
-            raise InvalidInput(f"'{text}' is not an amount") from None
+        minor = value.scaleb(places)
         if minor != minor.to_integral_value():
             raise InvalidInput(f"{text} {currency}: {currency} has {places} decimal place(s)")
+        if abs(minor) >= MAX_MINOR:
+            raise InvalidInput(f"{text} {currency} is larger than any amount closeloop handles")
         return cls(int(minor), currency)
 
     def to_decimal(self) -> Decimal:
@@ -122,7 +122,7 @@ def check_quantity(value: Decimal | int | str) -> Decimal:
         raise InvalidInput(f"'{value}' is not a quantity") from None
     if not quantity.is_finite() or quantity <= 0:
         raise InvalidInput(f"quantity must be positive, got {value}")
-    if quantity.as_tuple().exponent < -6:  # type: ignore[operator]
+    if quantity.normalize().as_tuple().exponent < -6:  # type: ignore[operator]
         raise InvalidInput(f"quantity {value} has more than 6 decimal places")
     return quantity
 
