@@ -52,13 +52,14 @@ def db() -> None:
 
 @db.command("upgrade")
 def db_upgrade() -> None:
-    """Create or migrate the schema to the latest version (also: `db init`)."""
+    """Create or migrate the schema to the latest version (also: `db init`, `db migrate`)."""
     settings = _settings()
     migrate.upgrade(settings.database_url)
     click.echo(f"database at head ({migrate.head_revision(settings.database_url)})")
 
 
 db.add_command(db_upgrade, "init")
+db.add_command(db_upgrade, "migrate")
 
 
 @db.command("current")

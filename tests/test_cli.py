@@ -100,3 +100,35 @@ def test_a_bad_configuration_is_named(tmp_path):
     env_run = subprocess.run([CLOSELOOP, "db", "upgrade"], cwd=tmp_path, capture_output=True, text=True,
                              env={**os.environ, "CLOSELOOP_INVOICE_SERIES": "INV-{month}"})
     assert env_run.returncode == 1 and "may only use {year}" in env_run.stderr
+
+
+def test_the_embedded_process_carries_a_signed_deal_through_and_stops_cleanly(tmp_path):
+    import signal
+    import time
+
+    from closeloop.bootstrap import build
+    from closeloop.config import Settings
+    from flows.deals import Stage
+    from tests.factories import deal_at, seed, stage_of
+
+    database = tmp_path / "c.db"
+    assert closeloop("db", "upgrade", cwd=tmp_path, database=database).returncode == 0
+    services = build(Settings(database_url=f"sqlite:///{database}", outbox_dir=tmp_path / "unused"))
+    deal = deal_at(services.ledger, seed(services.ledger), Stage.SIGNED)  # committed, not yet relayed
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "CLOSELOOP_"))}
+    env.update(DATABASE_URL=f"sqlite:///{database}", CLOSELOOP_OUTBOX_DIR=str(tmp_path / "outbox"))
+    process = subprocess.Popen([CLOSELOOP, "run"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while stage_of(services.ledger, deal) is not Stage.BILLING_ACTIVE and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert stage_of(services.ledger, deal) is Stage.BILLING_ACTIVE
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=30)
+        services.close()
+    assert process.returncode == 0, err
+    assert "stopped" in out
+    assert (tmp_path / "outbox" / "invoice.deliver.jsonl").is_file()
