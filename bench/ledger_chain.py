@@ -141,6 +141,11 @@ class Result:
     inserts: list[float] = field(default_factory=list)   # seconds per bare insert transaction
     chains: list[float] = field(default_factory=list)    # seconds per full chain
     steps: dict[str, list[float]] = field(default_factory=lambda: {name: [] for name, _, _ in CHAIN})
+    chain_cpu: float = 0.0    # seconds of this process's CPU time spent in the timed chains
+    insert_cpu: float = 0.0   # ... and in the timed inserts
+    statements: dict[str, int] = field(default_factory=dict)  # SQL statements per step, one chain
+    insert_statements: int = 0
+    profile: str = ""
 
     @property
     def ratio(self) -> float:
@@ -162,19 +167,23 @@ def print_result(result: Result) -> None:
     print(header)
     print("   " + "-" * (len(header) - 3))
 
-    def row(label: str, samples: list[float], unit_count: int | None = None) -> None:
-        total = sum(samples)
-        count = unit_count if unit_count is not None else len(samples)
+    def row(label: str, samples: list[float]) -> None:
+        total, count = sum(samples), len(samples)
         print(f"   {label:<28}{count:>7}{total:>10.3f}{count / total:>10.1f}{mean(samples) * ms:>10.3f}"
               f"{percentile(samples, 50) * ms:>9.3f}{percentile(samples, 95) * ms:>9.3f}")
 
     row("bare insert transaction", result.inserts)
     row(f"full chain ({len(CHAIN)} steps)", result.chains)
     all_steps = [s for samples in result.steps.values() for s in samples]
-    row("steps (all five)", all_steps)
+    row(f"steps (all {len(CHAIN)})", all_steps)
     for name, samples in result.steps.items():
         row(f"  {name}", samples)
     print()
+    per_step = ", ".join(f"{name} {count}" for name, count in result.statements.items())
+    print(f"   SQL statements per chain: {sum(result.statements.values())} ({per_step}); "
+          f"per insert: {result.insert_statements}  (excluding BEGIN/COMMIT and pool pre-ping)")
+    print(f"   CPU time of this process: {result.chain_cpu / sum(result.chains):.0%} of chain wall time, "
+          f"{result.insert_cpu / sum(result.inserts):.0%} of insert wall time")
     verdict = "meets" if result.ratio <= TARGET_RATIO else "MISSES"
     print(f"   chain / insert ratio : {result.ratio:6.2f}x   ({verdict} the <= {TARGET_RATIO:g}x target)")
     print(f"   step  / insert ratio : {result.step_ratio:6.2f}x   (mean step time / mean insert time)")
@@ -243,29 +252,54 @@ def measure(backend: str, url: str, workdir: Path, n: int, warmup: int, profile:
         detail.extend(engine_detail(engine))
 
         started = time.perf_counter()
-        deals = seed(services, warmup + n + profile)
+        deals = seed(services, warmup + 1 + n + profile)
         detail.append(f"setup (not timed): catalog, 1 customer, {len(deals)} deals drafted + sent "
                       f"in {time.perf_counter() - started:.1f} s")
-        warm, timed, profiled = deals[:warmup], deals[warmup:warmup + n], deals[warmup + n:]
-
-        row_id = 0
-        for deal_id in warm:  # warm up: caches (statement, mapper, page), pool, JIT-free python paths
-            row_id += 1
-            run_insert(engine, row_id)
-            run_chain(services, deal_id, None)
+        warm, counted = deals[:warmup], deals[warmup]
+        timed, profiled = deals[warmup + 1:warmup + 1 + n], deals[warmup + 1 + n:]
 
         result = Result(backend, detail, n)
-        for deal_id in timed:  # interleaved: one bare insert, one chain, so drift hits both alike
-            row_id += 1
-            result.inserts.append(run_insert(engine, row_id))
-            result.chains.append(run_chain(services, deal_id, result.steps))
+        row_ids = iter(range(1, 2**31))
+        for deal_id in warm:  # warm up: statement caches, pool, pages; not timed
+            run_insert(engine, next(row_ids))
+            run_chain(services, deal_id, None)
+        count_statements(services, counted, next(row_ids), result)
 
-        check_all_billing(services, warm + timed)
+        cpu = time.process_time
+        for deal_id in timed:  # interleaved: one bare insert, one chain, so drift hits both alike
+            cpu_start = cpu()
+            result.inserts.append(run_insert(engine, next(row_ids)))
+            cpu_mid = cpu()
+            result.chains.append(run_chain(services, deal_id, result.steps))
+            result.chain_cpu += cpu() - cpu_mid
+            result.insert_cpu += cpu_mid - cpu_start
+
+        check_all_billing(services, warm + [counted] + timed)
         if profiled:
-            print_profile(backend, services, profiled)
+            result.profile = profile_chains(backend, services, profiled)
         return result
     finally:
         services.close()
+
+
+def count_statements(services: Services, deal_id: int, row_id: int, result: Result) -> None:
+    """Count the SQL statements of one insert and of one chain (untimed, its own deal)."""
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if not statement.lstrip().upper().startswith(("BEGIN", "COMMIT")):
+            statements.append(statement)
+
+    sqlalchemy.event.listen(services.engine, "before_cursor_execute", seen)
+    try:
+        run_insert(services.engine, row_id)
+        result.insert_statements = len(statements)
+        for name, step, kwargs in CHAIN:
+            statements.clear()
+            services.ledger.run(step, deal_id, **kwargs)
+            result.statements[name] = len(statements)
+    finally:
+        sqlalchemy.event.remove(services.engine, "before_cursor_execute", seen)
 
 
 def engine_detail(engine: Engine) -> list[str]:
@@ -286,18 +320,19 @@ def engine_detail(engine: Engine) -> list[str]:
                 f"database: {engine.url.render_as_string(hide_password=True)}"]
 
 
-def print_profile(backend: str, services: Services, deal_ids: list[int]) -> None:
+def profile_chains(backend: str, services: Services, deal_ids: list[int]) -> str:
+    """Run extra chains under cProfile (after, and apart from, the timed ones)."""
     profiler = cProfile.Profile()
     profiler.enable()
     for deal_id in deal_ids:
         run_chain(services, deal_id, None)
     profiler.disable()
     out = io.StringIO()
-    stats = pstats.Stats(profiler, stream=out)
-    stats.sort_stats("cumulative").print_stats(40)
-    print(f"\n-- cProfile of {len(deal_ids)} extra chains on {backend} (not part of the figures), "
-          "top 40 by cumulative time --")
-    print(out.getvalue())
+    stats = pstats.Stats(profiler, stream=out).strip_dirs()
+    out.write(f"-- cProfile of {len(deal_ids)} extra chains on {backend} (not part of the figures) --\n")
+    stats.sort_stats("cumulative").print_stats(30)
+    stats.sort_stats("tottime").print_stats(15)
+    return out.getvalue()
 
 
 # --- backends ------------------------------------------------------------------------
@@ -391,6 +426,9 @@ def main(argv: list[str] | None = None) -> int:
                                      args.deals, args.warmup, args.profile, detail)
                 results.append(result)
                 print_result(result)
+                if result.profile:
+                    print()
+                    print(result.profile.rstrip())
             finally:
                 shutil.rmtree(workdir, ignore_errors=True)
     except BenchError as error:
