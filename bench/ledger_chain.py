@@ -4,9 +4,11 @@ For each backend (a temporary SQLite file, a temporary PostgreSQL database) this
 builds the real services (closeloop.bootstrap.build), prepares N deals that have been
 drafted and sent, then times, interleaved in the same process and on the same engine:
 
-  * the chain: record_signature -> win_deal -> issue_invoice -> issue_license ->
-    start_billing for one deal, each step its own `services.ledger.run` (one
-    transaction, one commit), called directly rather than through the relay;
+  * the chain as closeloop runs it: `services.ledger.run(record_signature, …)`, whose
+    followers win_deal -> issue_invoice -> issue_license -> start_billing run in the
+    same transaction (one commit) — this is the figure held against the target;
+  * for comparison, the same chain with each step alone (`ledger.run_alone`: five
+    transactions, five commits), with a per-step breakdown;
   * the baseline: one bare single-row INSERT in its own transaction
     (`with engine.begin() as c: c.execute(insert ...)`), i.e. one commit.
 
@@ -139,11 +141,13 @@ class Result:
     detail: list[str]
     n: int
     inserts: list[float] = field(default_factory=list)   # seconds per bare insert transaction
-    chains: list[float] = field(default_factory=list)    # seconds per full chain
+    chains: list[float] = field(default_factory=list)    # seconds per chain as closeloop runs it
+    alone: list[float] = field(default_factory=list)     # seconds per chain, each step its own transaction
     steps: dict[str, list[float]] = field(default_factory=lambda: {name: [] for name, _, _ in CHAIN})
     chain_cpu: float = 0.0    # seconds of this process's CPU time spent in the timed chains
     insert_cpu: float = 0.0   # ... and in the timed inserts
-    statements: dict[str, int] = field(default_factory=dict)  # SQL statements per step, one chain
+    statements: dict[str, int] = field(default_factory=dict)  # SQL statements per step, chain run alone
+    chain_statements: int = 0  # SQL statements of one chain as closeloop runs it
     insert_statements: int = 0
     profile: str = ""
 
@@ -152,8 +156,8 @@ class Result:
         return mean(self.chains) / mean(self.inserts)
 
     @property
-    def step_ratio(self) -> float:
-        return mean(self.chains) / len(CHAIN) / mean(self.inserts)
+    def alone_ratio(self) -> float:
+        return mean(self.alone) / mean(self.inserts)
 
 
 def print_result(result: Result) -> None:
@@ -173,20 +177,20 @@ def print_result(result: Result) -> None:
               f"{percentile(samples, 50) * ms:>9.3f}{percentile(samples, 95) * ms:>9.3f}")
 
     row("bare insert transaction", result.inserts)
-    row(f"full chain ({len(CHAIN)} steps)", result.chains)
-    all_steps = [s for samples in result.steps.values() for s in samples]
-    row(f"steps (all {len(CHAIN)})", all_steps)
+    row(f"chain ({len(CHAIN)} steps, 1 tx)", result.chains)
+    row(f"chain, steps alone ({len(CHAIN)} tx)", result.alone)
     for name, samples in result.steps.items():
         row(f"  {name}", samples)
     print()
     per_step = ", ".join(f"{name} {count}" for name, count in result.statements.items())
-    print(f"   SQL statements per chain: {sum(result.statements.values())} ({per_step}); "
-          f"per insert: {result.insert_statements}  (excluding BEGIN/COMMIT and pool pre-ping)")
+    print(f"   SQL statements: chain {result.chain_statements}; steps alone "
+          f"{sum(result.statements.values())} ({per_step}); insert {result.insert_statements}  "
+          "(excluding BEGIN/COMMIT and pool pre-ping)")
     print(f"   CPU time of this process: {result.chain_cpu / sum(result.chains):.0%} of chain wall time, "
           f"{result.insert_cpu / sum(result.inserts):.0%} of insert wall time")
     verdict = "meets" if result.ratio <= TARGET_RATIO else "MISSES"
     print(f"   chain / insert ratio : {result.ratio:6.2f}x   ({verdict} the <= {TARGET_RATIO:g}x target)")
-    print(f"   step  / insert ratio : {result.step_ratio:6.2f}x   (mean step time / mean insert time)")
+    print(f"   steps alone / insert : {result.alone_ratio:6.2f}x   (five transactions; for comparison)")
 
 
 # --- the work --------------------------------------------------------------------------
@@ -210,9 +214,20 @@ def seed(services: Services, count: int) -> list[int]:
     return deals
 
 
+def run_inline(services: Services, deal_id: int) -> float:
+    """The chain as closeloop runs it: the signature and its followers, one transaction."""
+    name, step, kwargs = CHAIN[0]
+    start = time.perf_counter()
+    outcome = services.ledger.run(step, deal_id, **kwargs)
+    elapsed = time.perf_counter() - start
+    if outcome is not Done.ACTED:
+        raise BenchError(f"{name} on deal {deal_id} returned {outcome!r}; expected it to act")
+    return elapsed
+
+
 def run_chain(services: Services, deal_id: int, step_times: dict[str, list[float]] | None) -> float:
-    """Walk one sent deal to billing_active; returns the seconds the whole chain took."""
-    run = services.ledger.run
+    """Walk one sent deal to billing_active one step (one transaction) at a time."""
+    run = services.ledger.run_alone
     clock = time.perf_counter
     chain_start = clock()
     for name, step, kwargs in CHAIN:
@@ -252,29 +267,32 @@ def measure(backend: str, url: str, workdir: Path, n: int, warmup: int, profile:
         detail.extend(engine_detail(engine))
 
         started = time.perf_counter()
-        deals = seed(services, warmup + 1 + n + profile)
+        deals = seed(services, 2 * (warmup + 1 + n) + profile)
         detail.append(f"setup (not timed): catalog, 1 customer, {len(deals)} deals drafted + sent "
                       f"in {time.perf_counter() - started:.1f} s")
-        warm, counted = deals[:warmup], deals[warmup]
-        timed, profiled = deals[warmup + 1:warmup + 1 + n], deals[warmup + 1 + n:]
+        half = warmup + 1 + n
+        deals, pairs = deals[2 * half:], list(zip(deals[:half], deals[half:2 * half]))
+        warm, counted, timed, profiled = pairs[:warmup], pairs[warmup], pairs[warmup + 1:], deals
 
         result = Result(backend, detail, n)
         row_ids = iter(range(1, 2**31))
-        for deal_id in warm:  # warm up: statement caches, pool, pages; not timed
+        for inline_deal, alone_deal in warm:  # warm up: statement caches, pool, pages; not timed
             run_insert(engine, next(row_ids))
-            run_chain(services, deal_id, None)
+            run_inline(services, inline_deal)
+            run_chain(services, alone_deal, None)
         count_statements(services, counted, next(row_ids), result)
 
         cpu = time.process_time
-        for deal_id in timed:  # interleaved: one bare insert, one chain, so drift hits both alike
+        for inline_deal, alone_deal in timed:  # interleaved, so drift hits all alike
             cpu_start = cpu()
             result.inserts.append(run_insert(engine, next(row_ids)))
             cpu_mid = cpu()
-            result.chains.append(run_chain(services, deal_id, result.steps))
+            result.chains.append(run_inline(services, inline_deal))
             result.chain_cpu += cpu() - cpu_mid
             result.insert_cpu += cpu_mid - cpu_start
+            result.alone.append(run_chain(services, alone_deal, result.steps))
 
-        check_all_billing(services, warm + [counted] + timed)
+        check_all_billing(services, [d for pair in warm + [counted] + timed for d in pair])
         if profiled:
             result.profile = profile_chains(backend, services, profiled)
         return result
@@ -282,7 +300,7 @@ def measure(backend: str, url: str, workdir: Path, n: int, warmup: int, profile:
         services.close()
 
 
-def count_statements(services: Services, deal_id: int, row_id: int, result: Result) -> None:
+def count_statements(services: Services, deals: tuple[int, int], row_id: int, result: Result) -> None:
     """Count the SQL statements of one insert and of one chain (untimed, its own deal)."""
     statements: list[str] = []
 
@@ -294,9 +312,12 @@ def count_statements(services: Services, deal_id: int, row_id: int, result: Resu
     try:
         run_insert(services.engine, row_id)
         result.insert_statements = len(statements)
+        statements.clear()
+        run_inline(services, deals[0])
+        result.chain_statements = len(statements)
         for name, step, kwargs in CHAIN:
             statements.clear()
-            services.ledger.run(step, deal_id, **kwargs)
+            services.ledger.run_alone(step, deals[1], **kwargs)
             result.statements[name] = len(statements)
     finally:
         sqlalchemy.event.remove(services.engine, "before_cursor_execute", seen)
@@ -325,7 +346,7 @@ def profile_chains(backend: str, services: Services, deal_ids: list[int]) -> str
     profiler = cProfile.Profile()
     profiler.enable()
     for deal_id in deal_ids:
-        run_chain(services, deal_id, None)
+        run_inline(services, deal_id)
     profiler.disable()
     out = io.StringIO()
     stats = pstats.Stats(profiler, stream=out).strip_dirs()
@@ -410,8 +431,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{os.cpu_count()} CPUs")
     print(f"   N = {args.deals} timed chains and {args.deals} timed bare inserts per backend "
           f"(interleaved), after {args.warmup} warm-up of each")
-    print(f"   chain = {' -> '.join(name for name, _, _ in CHAIN)} "
-          f"(each its own services.ledger.run: one transaction, one commit)")
+    print(f"   chain = {' -> '.join(name for name, _, _ in CHAIN)}: as closeloop runs it, one "
+          "ledger.run whose followers share its transaction; and, for comparison, each step alone")
     print(f"   deal = 10 x SEAT (monthly, licensable) + 1 x SETUP (one-off)")
 
     results = []
@@ -444,7 +465,7 @@ def main(argv: list[str] | None = None) -> int:
             verdict = "meets" if result.ratio <= TARGET_RATIO else "MISSES"
             print(f"   {result.backend:<11} chain {mean(result.chains) * 1000:8.3f} ms, "
                   f"insert {mean(result.inserts) * 1000:7.3f} ms, ratio {result.ratio:6.2f}x "
-                  f"({verdict} <= {TARGET_RATIO:g}x), per step {result.step_ratio:5.2f}x")
+                  f"({verdict} <= {TARGET_RATIO:g}x); steps alone {result.alone_ratio:5.2f}x")
     return 0
 
 

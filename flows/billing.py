@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from dateutil.relativedelta import relativedelta
 from sqlalchemy import BigInteger, ForeignKey, Integer, String, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from flows.base import Base, Id, enum_column
 from flows.catalog import Interval
@@ -37,6 +37,8 @@ class Subscription(Base):
     status: Mapped[SubscriptionStatus] = mapped_column(enum_column(SubscriptionStatus), index=True)
     started_at: Mapped[datetime]
     ends_on: Mapped[date | None]
+
+    periods: Mapped[list[SubscriptionPeriod]] = relationship(order_by="SubscriptionPeriod.index")
 
 
 class SubscriptionPeriod(Base):

@@ -1,19 +1,29 @@
-"""The unit of work: one database transaction per step, with the helpers every step
-uses (lock a row, record an event, enqueue a side effect, take the next number).
+"""The unit of work: one database transaction per business event, with the helpers
+every step uses (lock a row, record an event, enqueue a side effect, take the next
+number, continue the pipeline).
 
-`Ledger.run(step, ...)` opens the transaction, runs the step, commits, and retries the
-whole step on a serialization failure, a deadlock or a locked SQLite file — which is
-safe because every step is idempotent."""
+`Ledger.run(step, ...)` opens the transaction, runs the step and the pipeline steps
+that follow it on their own (in the same transaction: a signature lands together with
+its won deal, invoice, license and subscription), commits, and retries the whole on a
+serialization failure, a deadlock or a locked SQLite file — safe because every step is
+idempotent. If a following step fails, the triggering step is run again alone and the
+follower is queued on the outbox, where it is retried and, if it keeps failing,
+dead-lettered for a human: the signature itself is never lost.
+
+Timeline events and outbox rows are written when the transaction commits, in one
+batched statement each."""
 from __future__ import annotations
 
+import logging
 import random
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from sqlalchemy import update
+from sqlalchemy import event, insert, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -28,7 +38,10 @@ P = ParamSpec("P")
 R = TypeVar("R")
 M = TypeVar("M", bound=Base)
 
+log = logging.getLogger("closeloop.ledger")
+
 _TRANSIENT_SQLSTATES = {"40001", "40P01"}  # serialization_failure, deadlock_detected
+_TX_KEY = "closeloop.tx"
 
 
 def is_transient(error: BaseException) -> bool:
@@ -54,53 +67,94 @@ class Tx:
     session: Session
     now: datetime
     policy: Policy
+    # Run the pipeline's following steps in this transaction (False: queue them on the outbox).
+    inline: bool = True
     outbox_written: int = 0
+    _events: list[dict[str, Any]] = field(default_factory=list)
+    _outbox: list[dict[str, Any]] = field(default_factory=list)
+    _locked: set[tuple[type, int]] = field(default_factory=set)
+    _following: list[tuple[Callable[..., Any], tuple[Any, ...]]] = field(default_factory=list)
 
-    def get(self, model: type[M], ident: int, *, lock: bool = True) -> M:
-        """Load a row, locked for the rest of the transaction (FOR UPDATE on PostgreSQL)."""
-        row = self.session.get(model, ident, with_for_update=lock, populate_existing=lock)
+    def __post_init__(self) -> None:
+        self.session.info[_TX_KEY] = self
+
+    def get(self, model: type[M], ident: int, *, lock: bool = True, options: tuple[Any, ...] = ()) -> M:
+        """Load a row, locked for the rest of the transaction (FOR UPDATE OF its table on
+        PostgreSQL), with what `options` eager-load. A row this transaction already
+        locked is not read again."""
+        locked = (model, ident) in self._locked
+        row = self.session.get(model, ident, options=options if not locked else (),
+                               with_for_update={"of": model} if lock and not locked else None,
+                               populate_existing=lock and not locked)
         if row is None:
             raise NotFound(model.__name__.lower(), ident)
+        if lock:
+            self._locked.add((model, ident))
         return row
 
     def record(self, kind: str, *, deal_id: int | None, customer_id: int | None,
-               actor: str = "closeloop", **data: Any) -> Event:
-        event = Event(deal_id=deal_id, customer_id=customer_id, kind=kind, actor=actor,
-                      data=data, occurred_at=self.now)
-        self.session.add(event)
-        return event
+               actor: str = "closeloop", **data: Any) -> str:
+        """Append an event to the timeline; returns its uid (stable, known before insert)."""
+        uid = uuid.uuid4().hex
+        self._events.append({"uid": uid, "deal_id": deal_id, "customer_id": customer_id, "kind": kind,
+                             "actor": actor, "data": data, "occurred_at": self.now})
+        return uid
 
     def enqueue(self, kind: str, payload: dict[str, Any], *, key: str, deal_id: int | None,
                 stream: str | None = None, not_before: datetime | None = None) -> None:
         """Write a side effect to the outbox; it leaves after this transaction commits."""
-        self.session.add(OutboxMessage(
-            kind=kind, stream=stream or (f"deal:{deal_id}" if deal_id else kind), deal_id=deal_id,
-            payload=payload, idempotency_key=key, status=OutboxStatus.PENDING, attempts=0,
-            available_at=not_before or self.now, created_at=self.now,
-        ))
+        self._outbox.append({
+            "kind": kind, "stream": stream or (f"deal:{deal_id}" if deal_id else kind), "deal_id": deal_id,
+            "payload": payload, "idempotency_key": key, "status": OutboxStatus.PENDING, "attempts": 0,
+            "available_at": not_before or self.now, "created_at": self.now,
+        })
         self.outbox_written += 1
+
+    def then(self, step: Callable[..., Any], *args: Any, queue: Callable[[], None]) -> None:
+        """Continue with `step` in this transaction, or, when following steps are not
+        run inline, call `queue` to put it on the outbox instead."""
+        if self.inline:
+            self._following.append((step, args))
+        else:
+            queue()
+
+    def run_following(self) -> None:
+        while self._following:
+            step, args = self._following.pop(0)
+            step(self, *args)
 
     def next_number(self, series: str) -> int:
         """Take the next value of a series. The counter row stays locked until commit,
         so concurrent takers queue behind it and a rollback gives the number back."""
-        self.session.flush()
-        dialect = self.session.get_bind().dialect.name
-        if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
+        table = NumberSeries.__table__
+        connection = self.session.connection()  # on the connection: no autoflush of pending rows
+        if connection.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as upsert
         else:
-            from sqlalchemy.dialects.sqlite import insert
-        self.session.execute(
-            insert(NumberSeries).values(series=series, next_value=1).on_conflict_do_nothing()
-        )
-        taken = self.session.execute(
-            update(NumberSeries).where(NumberSeries.series == series)
-            .values(next_value=NumberSeries.next_value + 1)
-            .returning(NumberSeries.next_value)
+            from sqlalchemy.dialects.sqlite import insert as upsert
+        connection.execute(upsert(table).values(series=series, next_value=1).on_conflict_do_nothing())
+        taken = connection.execute(
+            update(table).where(table.c.series == series)
+            .values(next_value=table.c.next_value + 1).returning(table.c.next_value)
         ).scalar_one()
-        return taken - 1
+        return int(taken) - 1
 
-    def scalar(self, statement: Any) -> Any:
-        return self.session.scalar(statement)
+    def write_pending(self) -> None:
+        """Flush the ORM, then write the collected events and outbox rows in one
+        batched INSERT each (called just before commit)."""
+        self.session.flush()
+        if self._events:
+            self.session.execute(insert(Event.__table__), self._events)
+            self._events = []
+        if self._outbox:
+            self.session.execute(insert(OutboxMessage.__table__), self._outbox)
+            self._outbox = []
+
+
+def _write_pending_before_commit(session: Session) -> None:
+    tx = session.info.get(_TX_KEY)
+    if tx is not None:
+        tx.write_pending()
 
 
 @dataclass
@@ -112,18 +166,38 @@ class Ledger:
     after_commit: list[Callable[[Tx], None]] = field(default_factory=list)
     _rng: random.Random = field(default_factory=random.Random)
 
+    def __post_init__(self) -> None:
+        # However a transaction is committed, its events and outbox rows go with it.
+        if not event.contains(self.sessions, "before_commit", _write_pending_before_commit):
+            event.listen(self.sessions, "before_commit", _write_pending_before_commit)
+
     def run(self, step: Callable[Concatenate[Tx, P], R], *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run a step and the pipeline steps that follow it, in one transaction."""
+        return self._run(step, args, kwargs, inline=True)
+
+    def run_alone(self, step: Callable[Concatenate[Tx, P], R], *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run just this step; the steps that follow it are queued on the outbox."""
+        return self._run(step, args, kwargs, inline=False)
+
+    def _run(self, step: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any], *, inline: bool) -> R:
         for attempt in range(1, self.max_retries + 1):
+            following = False
             with self.sessions() as session:
-                tx = Tx(session, self.clock.now(), self.policy)
+                tx = Tx(session, self.clock.now(), self.policy, inline=inline)
                 try:
                     result = step(tx, *args, **kwargs)
+                    following = bool(tx._following)
+                    tx.run_following()
                     session.commit()
                 except Exception as error:
                     session.rollback()
                     if attempt < self.max_retries and is_transient(error):
                         time.sleep(min(1.0, 0.01 * 2 ** attempt) * (0.5 + self._rng.random() / 2))
                         continue
+                    if following:
+                        log.warning("a following step failed (%s: %s); running %s alone and queueing the rest",
+                                    type(error).__name__, error, getattr(step, "__name__", step))
+                        return self._run(step, args, kwargs, inline=False)
                     raise
             for hook in self.after_commit:
                 hook(tx)
@@ -134,3 +208,4 @@ class Ledger:
         """Run a read-only query function in its own short transaction."""
         with self.sessions() as session:
             return query(session, *args, **kwargs)
+

@@ -17,6 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import joinedload
 
 from flows.billing import Subscription, SubscriptionPeriod, SubscriptionStatus, period_bounds
 from flows.catalog import Sku, SkuKind, SkuPrice
@@ -162,7 +163,7 @@ def revise_quote(tx: Tx, deal_id: int, *, key: str, lines: list[LineRequest], ac
                  discount_bp: int = 0, valid_days: int | None = None,
                  payment_terms_days: int | None = None) -> Done:
     """Make a new version. A version already sent for signature is withdrawn."""
-    deal = tx.get(Deal, deal_id)
+    deal = _deal(tx, deal_id)
     quote = deal.quote
     if any(v.origin_key == key for v in quote.versions):
         return Done.ALREADY
@@ -181,7 +182,7 @@ def revise_quote(tx: Tx, deal_id: int, *, key: str, lines: list[LineRequest], ac
 
 def send_quote(tx: Tx, deal_id: int, *, provider: str, actor: str) -> Done:
     """Ask the customer's signer to sign the current version (DocuSign or email)."""
-    deal = tx.get(Deal, deal_id)
+    deal = _deal(tx, deal_id)
     if not _begin(deal, "send_quote"):
         return Done.ALREADY
     quote, version = deal.quote, deal.quote.current
@@ -211,16 +212,16 @@ def send_quote(tx: Tx, deal_id: int, *, provider: str, actor: str) -> Done:
 def record_signature(tx: Tx, deal_id: int, *, version: int, signer: str, evidence: dict[str, Any],
                      actor: str = "customer") -> Done:
     """A verified signature arrived for a version of the quote."""
-    deal = tx.get(Deal, deal_id)
+    deal = _deal(tx, deal_id)
     if not _begin(deal, "record_signature"):
         return Done.ALREADY
     quote = deal.quote
     if version != quote.current_version:
         raise InvalidInput(f"this is version {version} of {quote.number}; "
                            f"version {quote.current_version} is the current one")
-    current = quote.current
-    current.signed_at = tx.now
-    for envelope in _open_envelopes(tx, deal):
+    envelopes = _open_envelopes(tx, deal)  # before any change, so the query needs no flush
+    quote.current.signed_at = tx.now
+    for envelope in envelopes:
         envelope.status, envelope.status_changed_at = EnvelopeStatus.COMPLETED, tx.now
     _move(tx, deal, Stage.SIGNED)
     _announce(tx, deal, "quote.signed", f"Quote {quote.number} v{version} signed by {signer}",
@@ -237,7 +238,7 @@ def decline_quote(tx: Tx, deal_id: int, *, reason: str, actor: str = "customer")
 
 
 def expire_quote(tx: Tx, deal_id: int) -> Done:
-    deal = tx.get(Deal, deal_id)
+    deal = _deal(tx, deal_id)
     valid_until = deal.quote.current.valid_until
     if deal.stage in (Stage.QUOTED, Stage.SENT) and valid_until >= _today(tx):
         raise InvalidInput(f"quote {deal.quote.number} is valid until {valid_until}; it has not expired")
@@ -248,7 +249,7 @@ def expire_quote(tx: Tx, deal_id: int) -> Done:
 # --- deal won -> invoice -> license -> billing ------------------------------------------
 
 def win_deal(tx: Tx, deal_id: int) -> Done:
-    deal = tx.get(Deal, deal_id)
+    deal = _deal(tx, deal_id)
     if not _begin(deal, "win_deal"):
         return Done.ALREADY
     deal.won_at = tx.now
@@ -260,7 +261,7 @@ def win_deal(tx: Tx, deal_id: int) -> Done:
 
 def issue_invoice(tx: Tx, deal_id: int) -> Done:
     """Invoice the signed quote: one-off lines, and the first period of recurring ones."""
-    deal = tx.get(Deal, deal_id)
+    deal = _deal(tx, deal_id)
     if not _begin(deal, "issue_invoice"):
         return Done.ALREADY
     version = deal.quote.current
@@ -302,25 +303,18 @@ def finalize_invoice(tx: Tx, invoice_id: int) -> Done:
 
 
 def issue_license(tx: Tx, deal_id: int) -> Done:
-    deal = tx.get(Deal, deal_id)
+    deal = _deal(tx, deal_id)
     if not _begin(deal, "issue_license"):
         return Done.ALREADY
     licensable = [line for line in deal.quote.current.lines if line.sku.licensable]
     for line in licensable:
-        until = None
-        if line.sku.interval is not None:
-            _, end = period_bounds(_today(tx), line.sku.interval, 0)
-            until = datetime.combine(end, time(), ZoneInfo(tx.policy.timezone))
-        license = License(deal_id=deal.id, customer_id=deal.customer_id, sku_id=line.sku_id,
-                          product=line.sku.code, seats=int(line.quantity), features=list(line.sku.features),
-                          status=LicenseStatus.ACTIVE, valid_from=tx.now, valid_until=until,
-                          status_changed_at=tx.now)
+        license = _license_for(tx, deal, line)
         tx.session.add(license)
-        tx.session.flush()
-        tx.enqueue("license.provision", {"license_id": license.id}, key=f"license.provision:{license.id}",
-                   deal_id=deal.id)
+        # A deal holds one license per product, so (deal, product) names it before it has an id.
+        tx.enqueue("license.provision", {"deal_id": deal.id, "product": license.product},
+                   key=f"license.provision:{deal.id}:{license.product}", deal_id=deal.id)
         _announce(tx, deal, "license.issued", f"License for {license.seats} × {license.product} issued",
-                  license_id=license.id, product=license.product, seats=license.seats)
+                  product=license.product, seats=license.seats)
     if not licensable:
         tx.record("license.not_needed", deal_id=deal.id, customer_id=deal.customer_id,
                   reason="no licensable items on the quote")
@@ -328,12 +322,23 @@ def issue_license(tx: Tx, deal_id: int) -> Done:
     return Done.ACTED
 
 
+def _license_for(tx: Tx, deal: Deal, line: QuoteLine) -> License:
+    until = None
+    if line.sku.interval is not None:
+        _, end = period_bounds(_today(tx), line.sku.interval, 0)
+        until = datetime.combine(end, time(), ZoneInfo(tx.policy.timezone))
+    return License(deal_id=deal.id, customer_id=deal.customer_id, sku_id=line.sku_id, product=line.sku.code,
+                   seats=int(line.quantity), features=list(line.sku.features), status=LicenseStatus.ACTIVE,
+                   valid_from=tx.now, valid_until=until, status_changed_at=tx.now)
+
+
 def start_billing(tx: Tx, deal_id: int) -> Done:
     """Open a subscription per recurring line; its first period is the deal's invoice."""
-    deal = tx.get(Deal, deal_id)
+    deal = _deal(tx, deal_id)
     if not _begin(deal, "start_billing"):
         return Done.ALREADY
-    invoice = tx.session.scalar(select(Invoice).where(Invoice.purpose_key == f"deal:{deal.id}"))
+    with tx.session.no_autoflush:  # the invoice is already written; the pending deal update can wait
+        invoice = tx.session.scalar(select(Invoice).where(Invoice.purpose_key == f"deal:{deal.id}"))
     if invoice is None:
         raise NotFound("invoice for deal", deal.reference)
     recurring = [line for line in invoice.lines if line.period_start is not None]
@@ -344,13 +349,12 @@ def start_billing(tx: Tx, deal_id: int) -> Done:
             unit_amount=line.unit_amount, tax_rate_bp=line.tax_rate_bp, currency=invoice.currency,
             interval=sku.interval, anchor=line.period_start, status=SubscriptionStatus.ACTIVE,
             started_at=tx.now)
+        subscription.periods.append(SubscriptionPeriod(index=0, start=line.period_start, end=line.period_end,
+                                                       invoice_id=invoice.id))
         tx.session.add(subscription)
-        tx.session.flush()
-        tx.session.add(SubscriptionPeriod(subscription_id=subscription.id, index=0, start=line.period_start,
-                                          end=line.period_end, invoice_id=invoice.id))
         _announce(tx, deal, "subscription.started",
                   f"Subscription {sku.code} × {line.quantity} started, every {sku.interval.value}",
-                  subscription_id=subscription.id, sku=sku.code, anchor=line.period_start.isoformat())
+                  sku=sku.code, quantity=str(line.quantity), anchor=line.period_start.isoformat())
     if not recurring:
         tx.record("billing.not_needed", deal_id=deal.id, customer_id=deal.customer_id,
                   reason="no recurring items on the quote")
@@ -359,6 +363,19 @@ def start_billing(tx: Tx, deal_id: int) -> Done:
 
 
 # --- helpers ------------------------------------------------------------------------
+
+# What every deal step reads: the customer, the quote with its versions, their lines
+# and SKUs — loaded with the locked deal in one query instead of one per object.
+_DEAL_GRAPH = (
+    joinedload(Deal.customer, innerjoin=True),
+    joinedload(Deal.quote, innerjoin=True).joinedload(Quote.versions, innerjoin=True)
+    .joinedload(QuoteVersion.lines, innerjoin=True).joinedload(QuoteLine.sku, innerjoin=True),
+)
+
+
+def _deal(tx: Tx, deal_id: int) -> Deal:
+    return tx.get(Deal, deal_id, options=_DEAL_GRAPH)
+
 
 def _today(tx: Tx) -> date:
     return tx.now.astimezone(ZoneInfo(tx.policy.timezone)).date()
@@ -395,20 +412,20 @@ def _move(tx: Tx, deal: Deal, stage: Stage) -> None:
     deal.stage, deal.stage_changed_at = stage, tx.now
     follow = PIPELINE.get(stage)
     if follow is not None:
-        tx.enqueue("pipeline.step", {"step": follow, "deal_id": deal.id},
-                   key=f"pipeline:{deal.id}:{follow}:{deal.quote.current_version}", deal_id=deal.id)
+        key = f"pipeline:{deal.id}:{follow}:{deal.quote.current_version}"
+        tx.then(PIPELINE_STEPS[follow], deal.id, queue=lambda: tx.enqueue(
+            "pipeline.step", {"step": follow, "deal_id": deal.id}, key=key, deal_id=deal.id))
 
 
 def _announce(tx: Tx, deal: Deal, kind: str, text: str, *, actor: str = "closeloop", **data: Any) -> None:
     """Append to the deal's timeline and post the same line to its Slack thread."""
-    event = tx.record(kind, deal_id=deal.id, customer_id=deal.customer_id, actor=actor, **data)
-    tx.session.flush()
-    tx.enqueue("slack.deal_thread", {"deal_id": deal.id, "event_id": event.id, "text": text},
-               key=f"slack.deal_thread:{event.id}", deal_id=deal.id)
+    uid = tx.record(kind, deal_id=deal.id, customer_id=deal.customer_id, actor=actor, **data)
+    tx.enqueue("slack.deal_thread", {"deal_id": deal.id, "event": uid, "text": text},
+               key=f"slack.deal_thread:{uid}", deal_id=deal.id)
 
 
 def _end_quote(tx: Tx, deal_id: int, step: str, kind: str, verb: str, reason: str, actor: str) -> Done:
-    deal = tx.get(Deal, deal_id)
+    deal = _deal(tx, deal_id)
     if not _begin(deal, step):
         return Done.ALREADY
     if not reason.strip():

@@ -70,16 +70,16 @@ def quoted_deal(ledger: Ledger, customer_id: int, *, lines: list[LineRequest] | 
 
 
 def deal_at(ledger: Ledger, customer_id: int, stage: Stage, **kwargs) -> int:
-    """A deal walked step by step (without the relay) up to `stage`."""
+    """A deal walked one step at a time (each alone, followers queued, not run) up to `stage`."""
     deal_id = quoted_deal(ledger, customer_id, **kwargs)
     walk = [
-        (Stage.SENT, lambda: ledger.run(send_quote, deal_id, provider="email", actor="U_REP")),
-        (Stage.SIGNED, lambda: ledger.run(record_signature, deal_id, version=1, signer="ada@acme.example",
+        (Stage.SENT, lambda: ledger.run_alone(send_quote, deal_id, provider="email", actor="U_REP")),
+        (Stage.SIGNED, lambda: ledger.run_alone(record_signature, deal_id, version=1, signer="ada@acme.example",
                                           evidence={"method": "test"})),
-        (Stage.WON, lambda: ledger.run(win_deal, deal_id)),
-        (Stage.INVOICED, lambda: ledger.run(issue_invoice, deal_id)),
-        (Stage.LICENSED, lambda: ledger.run(issue_license, deal_id)),
-        (Stage.BILLING_ACTIVE, lambda: ledger.run(start_billing, deal_id)),
+        (Stage.WON, lambda: ledger.run_alone(win_deal, deal_id)),
+        (Stage.INVOICED, lambda: ledger.run_alone(issue_invoice, deal_id)),
+        (Stage.LICENSED, lambda: ledger.run_alone(issue_license, deal_id)),
+        (Stage.BILLING_ACTIVE, lambda: ledger.run_alone(start_billing, deal_id)),
     ]
     if stage is Stage.QUOTED:
         return deal_id

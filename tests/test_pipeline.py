@@ -1,5 +1,6 @@
-"""The pipeline: a verified signature carries a deal to billing on its own, through
-the outbox, and a duplicate delivery of any continuation changes nothing."""
+"""The pipeline: a verified signature carries a deal to billing on its own — in the
+same transaction when all goes well, through the outbox when a following step fails —
+and a duplicate delivery of any continuation changes nothing."""
 from __future__ import annotations
 
 import time
@@ -10,8 +11,8 @@ from sqlalchemy import select, update
 
 from closeloop.bootstrap import Embedded
 from flows.billing import Subscription, SubscriptionPeriod, SubscriptionStatus
-from flows.deals import Stage
-from flows.invoices import Invoice
+from flows.deals import Deal, Stage
+from flows.invoices import Invoice, InvoiceStatus
 from flows.licenses import License, LicenseStatus
 from flows.outbox import OutboxMessage, OutboxStatus
 from flows.queries import timeline
@@ -23,14 +24,14 @@ def _sign(ledger, deal):
     ledger.run(record_signature, deal, version=1, signer="ada@acme.example", evidence={"method": "test"})
 
 
-def test_a_signature_carries_the_deal_to_billing_through_the_relay(services):
+def test_a_signature_lands_with_its_won_deal_invoice_license_and_subscription(services):
     ledger = services.ledger
     deal = deal_at(ledger, seed(ledger), Stage.SENT,
                    lines=[LineRequest("SEAT", Decimal(25)), LineRequest("SETUP", Decimal(1))])
     _sign(ledger, deal)
+    assert stage_of(ledger, deal) is Stage.BILLING_ACTIVE  # one transaction, before any relay ran
     services.relay.drain()
 
-    assert stage_of(ledger, deal) is Stage.BILLING_ACTIVE
     kinds = [e.kind for e in ledger.read(timeline, deal)]
     assert kinds == ["quote.drafted", "quote.sent", "quote.signed", "deal.won", "invoice.issued",
                      "license.issued", "subscription.started"]
@@ -70,19 +71,42 @@ def test_a_one_off_deal_needs_no_license_and_no_subscription(services):
 
 
 def test_a_continuation_delivered_again_after_a_crash_changes_nothing(services):
-    """The relay ran each step and committed it, then died before marking the
-    messages done: every continuation is delivered a second time."""
+    """The signature was recorded alone, its follower queued; the relay ran the
+    follower and committed it, then died before marking the message done."""
     ledger = services.ledger
-    deal = deal_at(ledger, seed(ledger), Stage.SENT)
-    _sign(ledger, deal)
+    deal = deal_at(ledger, seed(ledger), Stage.SIGNED)
     services.relay.drain()
+    assert stage_of(ledger, deal) is Stage.BILLING_ACTIVE
     counts = row_counts(ledger)
     ledger.run(lambda tx: tx.session.execute(
         update(OutboxMessage).where(OutboxMessage.kind == "pipeline.step")
         .values(status=OutboxStatus.PENDING, lease_owner=None)))
-    assert services.relay.drain() == 4
+    assert services.relay.drain() == 1
     assert row_counts(ledger) == counts
     assert len(services.sink.read("invoice.deliver")) == 1
+
+
+def test_a_follower_that_fails_does_not_lose_the_signature(services):
+    """An invoice for this deal already exists (say, imported by hand), so invoicing
+    hits the database's one-invoice-per-deal rule: the signature and the won deal
+    still land, and the invoicing step waits on the outbox with the reason."""
+    ledger = services.ledger
+    deal = deal_at(ledger, seed(ledger), Stage.SENT)
+    ledger.run(lambda tx: tx.session.add(Invoice(
+        customer_id=ledger.read(lambda s: s.get(Deal, deal).customer_id), purpose_key=f"deal:{deal}",
+        status=InvoiceStatus.DRAFT, currency="EUR", net=0, tax=0, amount_paid=0, payment_terms_days=30,
+        created_at=tx.now)))
+
+    _sign(ledger, deal)
+    assert stage_of(ledger, deal) is Stage.SIGNED
+    services.relay.drain()
+    assert stage_of(ledger, deal) is Stage.WON
+    waiting = ledger.read(lambda s: s.scalars(select(OutboxMessage).where(
+        OutboxMessage.kind == "pipeline.step", OutboxMessage.status == OutboxStatus.PENDING)).one())
+    assert waiting.payload["step"] == "issue_invoice"
+    assert "unique" in waiting.last_error.lower() and waiting.attempts == 1
+    kinds = [e.kind for e in ledger.read(timeline, deal)]
+    assert kinds.count("quote.signed") == 1 and kinds.count("deal.won") == 1 and "invoice.issued" not in kinds
 
 
 def test_the_embedded_process_drains_the_outbox_on_its_own(services):
