@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 
 from adapters.file_sink import FileSink
 from closeloop.config import Settings
-from closeloop.database import make_engine, make_sessions
+from closeloop.database import make_engine
 from closeloop.relay import Relay, Route
 from flows.clock import Clock, SystemClock
 from flows.errors import LedgerError
@@ -36,7 +36,7 @@ def build(settings: Settings, clock: Clock | None = None) -> Services:
     policy = Policy(invoice_series=settings.invoice_series, quote_series=settings.quote_series,
                     quote_valid_days=settings.quote_valid_days, payment_terms_days=settings.payment_terms_days,
                     timezone=settings.timezone)
-    ledger = Ledger(make_sessions(engine), clock or SystemClock(), policy)
+    ledger = Ledger(engine, clock or SystemClock(), policy)
     services = Services(settings, engine, ledger, FileSink(settings.outbox_dir))
     retry = RetryPolicy(max_attempts=settings.relay_max_attempts)
     services.relay = Relay(ledger, routes(services, retry),

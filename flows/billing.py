@@ -11,6 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from flows.base import Base, Id, enum_column
 from flows.catalog import Interval
+from flows.invoices import Invoice
 
 
 class SubscriptionStatus(enum.Enum):
@@ -51,6 +52,8 @@ class SubscriptionPeriod(Base):
     start: Mapped[date]
     end: Mapped[date]  # exclusive
     invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id"), index=True)
+
+    invoice: Mapped[Invoice | None] = relationship()
 
 
 def period_bounds(anchor: date, interval: Interval, index: int) -> tuple[date, date]:

@@ -8,6 +8,7 @@ from sqlalchemy import BigInteger, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from flows.base import Base, Id, enum_column
+from flows.invoices import Invoice
 from flows.parties import Customer
 from flows.quotes import Quote, QuoteVersion
 
@@ -50,6 +51,7 @@ class Deal(Base):
 
     customer: Mapped[Customer] = relationship()
     quote: Mapped[Quote] = relationship(back_populates="deal", uselist=False)
+    invoices: Mapped[list[Invoice]] = relationship(order_by="Invoice.id")
 
     @property
     def reference(self) -> str:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from sqlalchemy import event, insert, update
+from sqlalchemy import Engine, insert, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -151,15 +151,19 @@ class Tx:
             self._outbox = []
 
 
-def _write_pending_before_commit(session: Session) -> None:
-    tx = session.info.get(_TX_KEY)
-    if tx is not None:
-        tx.write_pending()
+class LedgerSession(Session):
+    """However a ledger transaction is committed, its events and outbox rows go with it."""
+
+    def commit(self) -> None:
+        tx = self.info.get(_TX_KEY)
+        if tx is not None:
+            tx.write_pending()
+        super().commit()
 
 
 @dataclass
 class Ledger:
-    sessions: sessionmaker[Session]
+    engine: Engine
     clock: Clock
     policy: Policy = field(default_factory=Policy)
     max_retries: int = 8
@@ -167,9 +171,8 @@ class Ledger:
     _rng: random.Random = field(default_factory=random.Random)
 
     def __post_init__(self) -> None:
-        # However a transaction is committed, its events and outbox rows go with it.
-        if not event.contains(self.sessions, "before_commit", _write_pending_before_commit):
-            event.listen(self.sessions, "before_commit", _write_pending_before_commit)
+        self.sessions: sessionmaker[LedgerSession] = sessionmaker(
+            self.engine, class_=LedgerSession, expire_on_commit=False)
 
     def run(self, step: Callable[Concatenate[Tx, P], R], *args: P.args, **kwargs: P.kwargs) -> R:
         """Run a step and the pipeline steps that follow it, in one transaction."""

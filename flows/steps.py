@@ -17,7 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import joinedload, selectinload
 
 from flows.billing import Subscription, SubscriptionPeriod, SubscriptionStatus, period_bounds
 from flows.catalog import Sku, SkuKind, SkuPrice
@@ -266,7 +266,7 @@ def issue_invoice(tx: Tx, deal_id: int) -> Done:
         return Done.ALREADY
     version = deal.quote.current
     today = _today(tx)
-    invoice = Invoice(deal_id=deal.id, customer_id=deal.customer_id, purpose_key=f"deal:{deal.id}",
+    invoice = Invoice(customer_id=deal.customer_id, purpose_key=f"deal:{deal.id}",
                       status=InvoiceStatus.DRAFT, currency=deal.currency, net=0, tax=0, amount_paid=0,
                       payment_terms_days=version.payment_terms_days, created_at=tx.now)
     for line in version.lines:
@@ -277,16 +277,17 @@ def issue_invoice(tx: Tx, deal_id: int) -> Done:
             position=line.position, sku_id=line.sku_id, description=line.description,
             quantity=line.quantity, unit_amount=line.unit_amount, tax_rate_bp=line.tax_rate_bp,
             net=line.net, period_start=start, period_end=end))
-    tx.session.add(invoice)
+    deal.invoices.append(invoice)
     _finalize(tx, invoice)
     _move(tx, deal, Stage.INVOICED)
-    tx.enqueue("invoice.deliver", {"invoice_id": invoice.id}, key=f"invoice.deliver:{invoice.id}",
+    # The number names the invoice for its side effects: unique, and known before it has an id.
+    tx.enqueue("invoice.deliver", {"invoice": invoice.number}, key=f"invoice.deliver:{invoice.number}",
                deal_id=deal.id)
-    tx.enqueue("payment.collect", {"invoice_id": invoice.id}, key=f"payment.collect:{invoice.id}",
+    tx.enqueue("payment.collect", {"invoice": invoice.number}, key=f"payment.collect:{invoice.number}",
                deal_id=deal.id)
     _announce(tx, deal, "invoice.issued", f"Invoice {invoice.number} issued: "
               f"{_amount(invoice.gross, invoice.currency)}, due {invoice.due_on}",
-              invoice=invoice.number, invoice_id=invoice.id, gross=invoice.gross,
+              invoice=invoice.number, gross=invoice.gross,
               due_on=invoice.due_on.isoformat())
     return Done.ACTED
 
@@ -298,7 +299,7 @@ def finalize_invoice(tx: Tx, invoice_id: int) -> Done:
         return Done.ALREADY
     _finalize(tx, invoice)
     tx.record("invoice.finalized", deal_id=invoice.deal_id, customer_id=invoice.customer_id,
-              invoice=invoice.number, invoice_id=invoice.id)
+              invoice=invoice.number)
     return Done.ACTED
 
 
@@ -337,8 +338,7 @@ def start_billing(tx: Tx, deal_id: int) -> Done:
     deal = _deal(tx, deal_id)
     if not _begin(deal, "start_billing"):
         return Done.ALREADY
-    with tx.session.no_autoflush:  # the invoice is already written; the pending deal update can wait
-        invoice = tx.session.scalar(select(Invoice).where(Invoice.purpose_key == f"deal:{deal.id}"))
+    invoice = next((i for i in deal.invoices if i.purpose_key == f"deal:{deal.id}"), None)
     if invoice is None:
         raise NotFound("invoice for deal", deal.reference)
     recurring = [line for line in invoice.lines if line.period_start is not None]
@@ -350,7 +350,7 @@ def start_billing(tx: Tx, deal_id: int) -> Done:
             interval=sku.interval, anchor=line.period_start, status=SubscriptionStatus.ACTIVE,
             started_at=tx.now)
         subscription.periods.append(SubscriptionPeriod(index=0, start=line.period_start, end=line.period_end,
-                                                       invoice_id=invoice.id))
+                                                       invoice=invoice))
         tx.session.add(subscription)
         _announce(tx, deal, "subscription.started",
                   f"Subscription {sku.code} × {line.quantity} started, every {sku.interval.value}",
@@ -365,9 +365,10 @@ def start_billing(tx: Tx, deal_id: int) -> Done:
 # --- helpers ------------------------------------------------------------------------
 
 # What every deal step reads: the customer, the quote with its versions, their lines
-# and SKUs — loaded with the locked deal in one query instead of one per object.
+# and SKUs — loaded with the locked deal in one query — and the deal's invoices.
 _DEAL_GRAPH = (
     joinedload(Deal.customer, innerjoin=True),
+    selectinload(Deal.invoices),
     joinedload(Deal.quote, innerjoin=True).joinedload(Quote.versions, innerjoin=True)
     .joinedload(QuoteVersion.lines, innerjoin=True).joinedload(QuoteLine.sku, innerjoin=True),
 )
@@ -517,7 +518,6 @@ def _finalize(tx: Tx, invoice: Invoice) -> None:
     invoice.status = InvoiceStatus.ISSUED
     invoice.issued_at = tx.now
     invoice.due_on = today + timedelta(days=invoice.payment_terms_days)
-    tx.session.flush()
 
 
 # --- the process in two tables ------------------------------------------------------
