@@ -29,7 +29,7 @@ def test_the_demo_drives_a_deal_through_the_loop_and_writes_its_artifacts(demo):
     out, result = demo
     assert result.returncode == 0, result.stderr
     transcript = result.stdout
-    assert "signed -> billing_active through the outbox relay" in transcript
+    assert "is now 'billing_active'" in transcript
     assert "invoice.issued" in transcript and "days overdue" in transcript
     assert "not yet available" in transcript  # capabilities of later issues are named, not faked
     assert (out / "transcript.txt").read_text(encoding="utf-8") == transcript
