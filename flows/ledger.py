@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from sqlalchemy import Engine, insert, update
+from sqlalchemy import Engine, insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -132,10 +132,12 @@ class Tx:
             from sqlalchemy.dialects.postgresql import insert as upsert
         else:
             from sqlalchemy.dialects.sqlite import insert as upsert
-        connection.execute(upsert(table).values(series=series, next_value=1).on_conflict_do_nothing())
+        # One statement: create the series at 2 (1 taken), or take the next and move it on.
+        statement = upsert(table).values(series=series, next_value=2)
         taken = connection.execute(
-            update(table).where(table.c.series == series)
-            .values(next_value=table.c.next_value + 1).returning(table.c.next_value)
+            statement.on_conflict_do_update(index_elements=[table.c.series],
+                                            set_={"next_value": table.c.next_value + 1})
+            .returning(table.c.next_value)
         ).scalar_one()
         return int(taken) - 1
 

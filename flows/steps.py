@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import joinedload, selectinload
 
 from flows.billing import Subscription, SubscriptionPeriod, SubscriptionStatus, period_bounds
@@ -219,10 +219,11 @@ def record_signature(tx: Tx, deal_id: int, *, version: int, signer: str, evidenc
     if version != quote.current_version:
         raise InvalidInput(f"this is version {version} of {quote.number}; "
                            f"version {quote.current_version} is the current one")
-    envelopes = _open_envelopes(tx, deal)  # before any change, so the query needs no flush
     quote.current.signed_at = tx.now
-    for envelope in envelopes:
-        envelope.status, envelope.status_changed_at = EnvelopeStatus.COMPLETED, tx.now
+    tx.session.connection().execute(  # every open request for this deal's signature is now complete
+        update(SignatureEnvelope.__table__)
+        .where(SignatureEnvelope.deal_id == deal.id, SignatureEnvelope.status.in_(_OPEN_ENVELOPES))
+        .values(status=EnvelopeStatus.COMPLETED.value, status_changed_at=tx.now))
     _move(tx, deal, Stage.SIGNED)
     _announce(tx, deal, "quote.signed", f"Quote {quote.number} v{version} signed by {signer}",
               actor=actor, quote=quote.number, version=version, signer=signer, evidence=evidence)
@@ -438,10 +439,12 @@ def _end_quote(tx: Tx, deal_id: int, step: str, kind: str, verb: str, reason: st
     return Done.ACTED
 
 
+_OPEN_ENVELOPES = (EnvelopeStatus.REQUESTED, EnvelopeStatus.SENT, EnvelopeStatus.DELIVERED)
+
+
 def _open_envelopes(tx: Tx, deal: Deal) -> list[SignatureEnvelope]:
-    open_states = (EnvelopeStatus.REQUESTED, EnvelopeStatus.SENT, EnvelopeStatus.DELIVERED)
     return list(tx.session.scalars(select(SignatureEnvelope).where(
-        SignatureEnvelope.deal_id == deal.id, SignatureEnvelope.status.in_(open_states))))
+        SignatureEnvelope.deal_id == deal.id, SignatureEnvelope.status.in_(_OPEN_ENVELOPES))))
 
 
 def _withdraw_envelopes(tx: Tx, deal: Deal, *, reason: str) -> None:
