@@ -25,6 +25,7 @@ import argparse
 import contextlib
 import cProfile
 import io
+from importlib import resources
 import os
 import platform
 import pstats
@@ -57,47 +58,13 @@ from flows.steps import (ContactRequest, Done, LineRequest, add_customer, draft_
 DEFAULT_PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 TARGET_RATIO = 10.0
 
-# The same three SKUs the test suite arranges: a monthly licensable seat, a one-off
-# setup fee and a yearly licensable platform fee.
-CATALOG = """
-currencies = ["EUR", "USD", "JPY"]
-[tax_categories]
-standard = "20"
-zero = "0"
-
-[[sku]]
-code = "SEAT"
-name = "Pro seat"
-kind = "recurring"
-unit = "seat"
-interval = "month"
-licensable = true
-features = ["sso"]
-tax_category = "standard"
-prices = { EUR = "40.00", USD = "45.00", JPY = "6000" }
-
-[[sku]]
-code = "SETUP"
-name = "Onboarding"
-kind = "one_off"
-unit = "project"
-tax_category = "standard"
-prices = { EUR = "1500.00", USD = "1650.00", JPY = "230000" }
-
-[[sku]]
-code = "ANNUAL"
-name = "Annual platform fee"
-kind = "recurring"
-unit = "workspace"
-interval = "year"
-licensable = true
-tax_category = "zero"
-prices = { EUR = "1200.00", USD = "1300.00", JPY = "180000" }
-"""
+# The demo company's catalog (closeloop/demo/catalog.toml): a monthly licensable seat,
+# one-off onboarding and metered storage.
+CATALOG = resources.files("closeloop.demo").joinpath("catalog.toml").read_text(encoding="utf-8")
 
 # A typical deal: 10 seats (recurring, licensable) and onboarding (one-off), so every
 # step of the chain does real work: one license, one subscription, a two-line invoice.
-DEAL_LINES = [LineRequest("SEAT", Decimal(10)), LineRequest("SETUP", Decimal(1))]
+DEAL_LINES = [LineRequest("PRO-SEAT", Decimal(10)), LineRequest("ONBOARDING", Decimal(1))]
 SIGNER = "ada@acme.example"
 
 CHAIN: list[tuple[str, Callable[..., Done], dict[str, Any]]] = [
@@ -433,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
           f"(interleaved), after {args.warmup} warm-up of each")
     print(f"   chain = {' -> '.join(name for name, _, _ in CHAIN)}: as closeloop runs it, one "
           "ledger.run whose followers share its transaction; and, for comparison, each step alone")
-    print(f"   deal = 10 x SEAT (monthly, licensable) + 1 x SETUP (one-off)")
+    print("   deal = 10 x PRO-SEAT (monthly, licensable) + 1 x ONBOARDING (one-off), demo catalog")
 
     results = []
     try:
