@@ -20,14 +20,14 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import joinedload, selectinload
 
 from flows.billing import Subscription, SubscriptionPeriod, SubscriptionStatus, period_bounds
-from flows.catalog import Sku, SkuKind, SkuPrice
+from flows.catalog import Sku, SkuPrice
 from flows.catalog_file import CatalogSpec
 from flows.deals import HAPPY_PATH, Deal, EnvelopeStatus, SignatureEnvelope, Stage
 from flows.errors import IllegalTransition, InvalidInput, NotFound
 from flows.invoices import Invoice, InvoiceLine, InvoiceStatus
 from flows.ledger import Tx
 from flows.licenses import License, LicenseStatus
-from flows.money import check_basis_points, check_currency, check_quantity, document_totals, line_net
+from flows.money import Money, check_basis_points, check_currency, check_quantity, document_totals, line_net
 from flows.parties import Contact, ContactRole, Customer
 from flows.quotes import Quote, QuoteLine, QuoteVersion
 
@@ -384,7 +384,6 @@ def _today(tx: Tx) -> date:
 
 
 def _amount(minor: int, currency: str) -> str:
-    from flows.money import Money
     return str(Money(minor, currency))
 
 

@@ -8,15 +8,12 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
-from flows.billing import Subscription, SubscriptionPeriod
 from flows.catalog_file import read_catalog
 from flows.deals import Deal, EnvelopeStatus, SignatureEnvelope, Stage
 from flows.errors import IllegalTransition, InvalidInput
 from flows.invoices import Invoice, InvoiceStatus
-from flows.licenses import License
 from flows.outbox import OutboxMessage
 from flows.parties import ContactRole
-from flows.queries import timeline
 from flows.steps import (ContactRequest, Done, LineRequest, add_customer, decline_quote, draft_quote,
                          expire_quote, issue_invoice, issue_license, load_catalog, record_signature,
                          revise_quote, send_quote, start_billing, void_quote, win_deal)
