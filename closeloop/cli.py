@@ -9,6 +9,8 @@ import threading
 from pathlib import Path
 
 import click
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from closeloop import migrate
 from closeloop.bootstrap import Embedded, build
@@ -21,13 +23,26 @@ from flows.steps import load_catalog
 
 
 class LedgerAwareGroup(click.Group):
-    """Refusals from the ledger are answers, not crashes: print them plainly, exit 1."""
+    """Refusals from the ledger and an unusable database are answers, not crashes:
+    print them plainly, exit 1."""
 
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
         except LedgerError as error:
             raise click.ClickException(str(error)) from None
+        except DBAPIError as error:
+            raise click.ClickException(_database_problem(error)) from None
+
+
+def _database_problem(error: DBAPIError) -> str:
+    url = make_url(_settings().database_url).render_as_string(hide_password=True)
+    text = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
+    if "no such table" in text or ("relation" in text and "does not exist" in text):
+        return f"the database at {url} has no closeloop schema yet: run `closeloop db upgrade`"
+    if error.connection_invalidated or isinstance(error, OperationalError):
+        return f"cannot use the database at {url}: {text}"
+    return f"database error at {url}: {text}"
 
 
 @click.group(cls=LedgerAwareGroup)

@@ -133,3 +133,19 @@ def test_the_embedded_process_carries_a_signed_deal_through_and_stops_cleanly(tm
     assert process.returncode == 0, err
     assert "stopped" in out
     assert len(delivered.read_text().splitlines()) == 1
+
+
+def test_a_database_without_the_schema_or_out_of_reach_is_named_not_traced(tmp_path):
+    empty = closeloop("timeline", "D-1", cwd=tmp_path, database=tmp_path / "empty.db")
+    assert empty.returncode == 1 and "Traceback" not in empty.stderr
+    assert "has no closeloop schema yet: run `closeloop db upgrade`" in empty.stderr
+    env = {**os.environ, "DATABASE_URL": "postgresql://nobody:secret@127.0.0.1:1/none"}
+    unreachable = subprocess.run([CLOSELOOP, "outbox"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert unreachable.returncode == 1 and "Traceback" not in unreachable.stderr
+    assert "cannot use the database at postgresql+psycopg://nobody:***@127.0.0.1:1/none" in unreachable.stderr
+
+
+def test_an_unknown_time_zone_is_refused_at_start(tmp_path):
+    result = subprocess.run([CLOSELOOP, "db", "upgrade"], cwd=tmp_path, capture_output=True, text=True,
+                            env={**os.environ, "CLOSELOOP_TIMEZONE": "Mars/Olympus"})
+    assert result.returncode == 1 and "unknown time zone 'Mars/Olympus'" in result.stderr
