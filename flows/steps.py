@@ -145,7 +145,7 @@ def draft_quote(tx: Tx, *, key: str, customer_id: int, owner: str, currency: str
                 origin_key=key, created_at=tx.now, stage_changed_at=tx.now)
     tx.session.add(deal)
     tx.session.flush()
-    year = _today(tx).year
+    year = today(tx).year
     series = tx.policy.quote_series.format(year=year)
     quote = Quote(number=f"{series}-{tx.next_number(series):04d}", deal_id=deal.id,
                   customer_id=customer.id, owner=owner, currency=currency, current_version=1,
@@ -154,7 +154,7 @@ def draft_quote(tx: Tx, *, key: str, customer_id: int, owner: str, currency: str
     version = _new_version(tx, quote, 1, lines, discount_bp, valid_days, payment_terms_days)
     deal.amount = version.gross
     tx.session.flush()
-    _announce(tx, deal, "quote.drafted", f"Quote {quote.number} drafted for {customer.name}",
+    announce(tx, deal, "quote.drafted", f"Quote {quote.number} drafted for {customer.name}",
               actor=owner, quote=quote.number, version=1, gross=version.gross, currency=currency)
     return deal.id
 
@@ -163,7 +163,7 @@ def revise_quote(tx: Tx, deal_id: int, *, key: str, lines: list[LineRequest], ac
                  discount_bp: int = 0, valid_days: int | None = None,
                  payment_terms_days: int | None = None) -> Done:
     """Make a new version. A version already sent for signature is withdrawn."""
-    deal = _deal(tx, deal_id)
+    deal = load_deal(tx, deal_id)
     quote = deal.quote
     if any(v.origin_key == key for v in quote.versions):
         return Done.ALREADY
@@ -175,18 +175,18 @@ def revise_quote(tx: Tx, deal_id: int, *, key: str, lines: list[LineRequest], ac
     quote.current_version = version.version
     deal.amount = version.gross
     _move(tx, deal, Stage.QUOTED)
-    _announce(tx, deal, "quote.revised", f"Quote {quote.number} revised to version {version.version}",
+    announce(tx, deal, "quote.revised", f"Quote {quote.number} revised to version {version.version}",
               actor=actor, quote=quote.number, version=version.version, gross=version.gross)
     return Done.ACTED
 
 
 def send_quote(tx: Tx, deal_id: int, *, provider: str, actor: str) -> Done:
     """Ask the customer's signer to sign the current version (DocuSign or email)."""
-    deal = _deal(tx, deal_id)
+    deal = load_deal(tx, deal_id)
     if not _begin(deal, "send_quote"):
         return Done.ALREADY
     quote, version = deal.quote, deal.quote.current
-    if version.valid_until < _today(tx):
+    if version.valid_until < today(tx):
         raise InvalidInput(f"quote {quote.number} v{version.version} expired on {version.valid_until}; "
                            "revise it before sending")
     signer = deal.customer.contact(ContactRole.SIGNER)
@@ -203,7 +203,7 @@ def send_quote(tx: Tx, deal_id: int, *, provider: str, actor: str) -> Done:
     _move(tx, deal, Stage.SENT)
     tx.enqueue("esign.send", {"envelope_id": envelope.id, "deal_id": deal.id},
                key=f"esign.send:{envelope.id}", deal_id=deal.id)
-    _announce(tx, deal, "quote.sent", f"Quote {quote.number} v{version.version} sent to {signer.email} "
+    announce(tx, deal, "quote.sent", f"Quote {quote.number} v{version.version} sent to {signer.email} "
               f"for signature ({provider})", actor=actor, quote=quote.number, version=version.version,
               provider=provider, signer=signer.email)
     return Done.ACTED
@@ -212,7 +212,7 @@ def send_quote(tx: Tx, deal_id: int, *, provider: str, actor: str) -> Done:
 def record_signature(tx: Tx, deal_id: int, *, version: int, signer: str, evidence: dict[str, Any],
                      actor: str = "customer") -> Done:
     """A verified signature arrived for a version of the quote."""
-    deal = _deal(tx, deal_id)
+    deal = load_deal(tx, deal_id)
     if not _begin(deal, "record_signature"):
         return Done.ALREADY
     quote = deal.quote
@@ -225,7 +225,7 @@ def record_signature(tx: Tx, deal_id: int, *, version: int, signer: str, evidenc
         .where(SignatureEnvelope.deal_id == deal.id, SignatureEnvelope.status.in_(_OPEN_ENVELOPES))
         .values(status=EnvelopeStatus.COMPLETED.value, status_changed_at=tx.now))
     _move(tx, deal, Stage.SIGNED)
-    _announce(tx, deal, "quote.signed", f"Quote {quote.number} v{version} signed by {signer}",
+    announce(tx, deal, "quote.signed", f"Quote {quote.number} v{version} signed by {signer}",
               actor=actor, quote=quote.number, version=version, signer=signer, evidence=evidence)
     return Done.ACTED
 
@@ -239,9 +239,9 @@ def decline_quote(tx: Tx, deal_id: int, *, reason: str, actor: str = "customer")
 
 
 def expire_quote(tx: Tx, deal_id: int) -> Done:
-    deal = _deal(tx, deal_id)
+    deal = load_deal(tx, deal_id)
     valid_until = deal.quote.current.valid_until
-    if deal.stage in (Stage.QUOTED, Stage.SENT) and valid_until >= _today(tx):
+    if deal.stage in (Stage.QUOTED, Stage.SENT) and valid_until >= today(tx):
         raise InvalidInput(f"quote {deal.quote.number} is valid until {valid_until}; it has not expired")
     return _end_quote(tx, deal_id, "expire_quote", "quote.expired", "expired",
                       f"validity ended {valid_until}", "closeloop")
@@ -250,30 +250,30 @@ def expire_quote(tx: Tx, deal_id: int) -> Done:
 # --- deal won -> invoice -> license -> billing ------------------------------------------
 
 def win_deal(tx: Tx, deal_id: int) -> Done:
-    deal = _deal(tx, deal_id)
+    deal = load_deal(tx, deal_id)
     if not _begin(deal, "win_deal"):
         return Done.ALREADY
     deal.won_at = tx.now
     _move(tx, deal, Stage.WON)
-    _announce(tx, deal, "deal.won", f"Deal {deal.reference} with {deal.customer.name} won: "
+    announce(tx, deal, "deal.won", f"Deal {deal.reference} with {deal.customer.name} won: "
               f"{_amount(deal.amount, deal.currency)}", gross=deal.amount, currency=deal.currency)
     return Done.ACTED
 
 
 def issue_invoice(tx: Tx, deal_id: int) -> Done:
     """Invoice the signed quote: one-off lines, and the first period of recurring ones."""
-    deal = _deal(tx, deal_id)
+    deal = load_deal(tx, deal_id)
     if not _begin(deal, "issue_invoice"):
         return Done.ALREADY
     version = deal.quote.current
-    today = _today(tx)
+    day = today(tx)
     invoice = Invoice(customer_id=deal.customer_id, purpose_key=f"deal:{deal.id}",
                       status=InvoiceStatus.DRAFT, currency=deal.currency, net=0, tax=0, amount_paid=0,
                       payment_terms_days=version.payment_terms_days, created_at=tx.now)
     for line in version.lines:
         start = end = None
         if line.sku.interval is not None:
-            start, end = period_bounds(today, line.sku.interval, 0)
+            start, end = period_bounds(day, line.sku.interval, 0)
         invoice.lines.append(InvoiceLine(
             position=line.position, sku_id=line.sku_id, description=line.description,
             quantity=line.quantity, unit_amount=line.unit_amount, tax_rate_bp=line.tax_rate_bp,
@@ -286,7 +286,7 @@ def issue_invoice(tx: Tx, deal_id: int) -> Done:
                deal_id=deal.id)
     tx.enqueue("payment.collect", {"invoice": invoice.number}, key=f"payment.collect:{invoice.number}",
                deal_id=deal.id)
-    _announce(tx, deal, "invoice.issued", f"Invoice {invoice.number} issued: "
+    announce(tx, deal, "invoice.issued", f"Invoice {invoice.number} issued: "
               f"{_amount(invoice.gross, invoice.currency)}, due {invoice.due_on}",
               invoice=invoice.number, gross=invoice.gross,
               due_on=invoice.due_on.isoformat())
@@ -305,7 +305,7 @@ def finalize_invoice(tx: Tx, invoice_id: int) -> Done:
 
 
 def issue_license(tx: Tx, deal_id: int) -> Done:
-    deal = _deal(tx, deal_id)
+    deal = load_deal(tx, deal_id)
     if not _begin(deal, "issue_license"):
         return Done.ALREADY
     licensable = [line for line in deal.quote.current.lines if line.sku.licensable]
@@ -315,7 +315,7 @@ def issue_license(tx: Tx, deal_id: int) -> Done:
         # A deal holds one license per product, so (deal, product) names it before it has an id.
         tx.enqueue("license.provision", {"deal_id": deal.id, "product": license.product},
                    key=f"license.provision:{deal.id}:{license.product}", deal_id=deal.id)
-        _announce(tx, deal, "license.issued", f"License for {license.seats} × {license.product} issued",
+        announce(tx, deal, "license.issued", f"License for {license.seats} × {license.product} issued",
                   product=license.product, seats=license.seats)
     if not licensable:
         tx.record("license.not_needed", deal_id=deal.id, customer_id=deal.customer_id,
@@ -327,7 +327,7 @@ def issue_license(tx: Tx, deal_id: int) -> Done:
 def _license_for(tx: Tx, deal: Deal, line: QuoteLine) -> License:
     until = None
     if line.sku.interval is not None:
-        _, end = period_bounds(_today(tx), line.sku.interval, 0)
+        _, end = period_bounds(today(tx), line.sku.interval, 0)
         until = datetime.combine(end, time(), ZoneInfo(tx.policy.timezone))
     return License(deal_id=deal.id, customer_id=deal.customer_id, sku_id=line.sku_id, product=line.sku.code,
                    seats=int(line.quantity), features=list(line.sku.features), status=LicenseStatus.ACTIVE,
@@ -336,7 +336,7 @@ def _license_for(tx: Tx, deal: Deal, line: QuoteLine) -> License:
 
 def start_billing(tx: Tx, deal_id: int) -> Done:
     """Open a subscription per recurring line; its first period is the deal's invoice."""
-    deal = _deal(tx, deal_id)
+    deal = load_deal(tx, deal_id)
     if not _begin(deal, "start_billing"):
         return Done.ALREADY
     invoice = next((i for i in deal.invoices if i.purpose_key == f"deal:{deal.id}"), None)
@@ -353,7 +353,7 @@ def start_billing(tx: Tx, deal_id: int) -> Done:
         subscription.periods.append(SubscriptionPeriod(index=0, start=line.period_start, end=line.period_end,
                                                        invoice=invoice))
         tx.session.add(subscription)
-        _announce(tx, deal, "subscription.started",
+        announce(tx, deal, "subscription.started",
                   f"Subscription {sku.code} × {line.quantity} started, every {sku.interval.value}",
                   sku=sku.code, quantity=str(line.quantity), anchor=line.period_start.isoformat())
     if not recurring:
@@ -375,11 +375,12 @@ _DEAL_GRAPH = (
 )
 
 
-def _deal(tx: Tx, deal_id: int) -> Deal:
+def load_deal(tx: Tx, deal_id: int) -> Deal:
+    """The deal, locked, with the graph every deal step reads."""
     return tx.get(Deal, deal_id, options=_DEAL_GRAPH)
 
 
-def _today(tx: Tx) -> date:
+def today(tx: Tx) -> date:
     return tx.now.astimezone(ZoneInfo(tx.policy.timezone)).date()
 
 
@@ -418,7 +419,7 @@ def _move(tx: Tx, deal: Deal, stage: Stage) -> None:
             "pipeline.step", {"step": follow, "deal_id": deal.id}, key=key, deal_id=deal.id))
 
 
-def _announce(tx: Tx, deal: Deal, kind: str, text: str, *, actor: str = "closeloop", **data: Any) -> None:
+def announce(tx: Tx, deal: Deal, kind: str, text: str, *, actor: str = "closeloop", **data: Any) -> None:
     """Append to the deal's timeline and post the same line to its Slack thread."""
     uid = tx.record(kind, deal_id=deal.id, customer_id=deal.customer_id, actor=actor, **data)
     tx.enqueue("slack.deal_thread", {"deal_id": deal.id, "event": uid, "text": text},
@@ -426,14 +427,14 @@ def _announce(tx: Tx, deal: Deal, kind: str, text: str, *, actor: str = "closelo
 
 
 def _end_quote(tx: Tx, deal_id: int, step: str, kind: str, verb: str, reason: str, actor: str) -> Done:
-    deal = _deal(tx, deal_id)
+    deal = load_deal(tx, deal_id)
     if not _begin(deal, step):
         return Done.ALREADY
     if not reason.strip():
         raise InvalidInput(f"say why the quote is {verb}")
     _withdraw_envelopes(tx, deal, reason=reason)
     _move(tx, deal, TRANSITIONS[step][1])
-    _announce(tx, deal, kind, f"Quote {deal.quote.number} {verb}: {reason}", actor=actor,
+    announce(tx, deal, kind, f"Quote {deal.quote.number} {verb}: {reason}", actor=actor,
               quote=deal.quote.number, reason=reason)
     return Done.ACTED
 
@@ -465,7 +466,7 @@ def _new_version(tx: Tx, quote: Quote, number: int, lines: list[LineRequest], di
     if not 0 <= terms <= 365:
         raise InvalidInput("payment terms must be between 0 and 365 days")
     version = QuoteVersion(version=number, discount_bp=discount_bp, payment_terms_days=terms,
-                           valid_until=_today(tx) + timedelta(days=valid_days), net=0, tax=0,
+                           valid_until=today(tx) + timedelta(days=valid_days), net=0, tax=0,
                            content_hash="", origin_key=key or f"{quote.number}:v{number}",
                            created_at=tx.now)
     for position, request in enumerate(lines, start=1):
@@ -512,14 +513,14 @@ def _content_hash(quote: Quote, version: QuoteVersion) -> str:
 def _finalize(tx: Tx, invoice: Invoice) -> None:
     totals = document_totals(invoice.currency, ((l.net, l.tax_rate_bp) for l in invoice.lines))
     invoice.net, invoice.tax = totals.net, totals.tax
-    today = _today(tx)
-    series = tx.policy.invoice_series.format(year=today.year)
+    day = today(tx)
+    series = tx.policy.invoice_series.format(year=day.year)
     invoice.series = series
     invoice.sequence = tx.next_number(series)
     invoice.number = f"{series}-{invoice.sequence:06d}"
     invoice.status = InvoiceStatus.ISSUED
     invoice.issued_at = tx.now
-    invoice.due_on = today + timedelta(days=invoice.payment_terms_days)
+    invoice.due_on = day + timedelta(days=invoice.payment_terms_days)
 
 
 # --- the process in two tables ------------------------------------------------------
