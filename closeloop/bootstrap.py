@@ -9,9 +9,11 @@ from datetime import timedelta
 from sqlalchemy import Engine
 
 from adapters.file_sink import FileSink
-from closeloop.config import Settings
+from adapters.slack import SlackDealThreads, slack_client
+from closeloop.config import Settings, parse_role_grants
 from closeloop.database import make_engine
 from closeloop.relay import Relay, Route
+from flows.access import Role, grant_role
 from flows.clock import Clock, SystemClock
 from flows.errors import LedgerError
 from flows.ledger import Ledger, Policy, Tx
@@ -35,7 +37,7 @@ def build(settings: Settings, clock: Clock | None = None) -> Services:
     engine = make_engine(settings.database_url)
     policy = Policy(invoice_series=settings.invoice_series, quote_series=settings.quote_series,
                     quote_valid_days=settings.quote_valid_days, payment_terms_days=settings.payment_terms_days,
-                    timezone=settings.timezone)
+                    timezone=settings.timezone, discount_approval_bp=settings.discount_approval_percent * 100)
     ledger = Ledger(engine, clock or SystemClock(), policy)
     services = Services(settings, engine, ledger, FileSink(settings.outbox_dir))
     retry = RetryPolicy(max_attempts=settings.relay_max_attempts)
@@ -88,7 +90,8 @@ def run_pipeline_step(ledger: Ledger):  # type: ignore[no-untyped-def]
 # What each kind of side effect is delivered by. Kinds whose service is not built or
 # not configured yet are written to the file sink with a note saying so.
 NOT_YET = {
-    "slack.deal_thread": "Slack is not available yet (the Slack issue adds it): posted to the file sink",
+    "slack.deal_thread": "Slack is not configured (set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET)",
+    "collect.statement": "statements are not available yet (the billing and collections issue)",
     "esign.send": "e-signature is not available yet (the e-signature issue adds DocuSign and email signing)",
     "esign.void": "e-signature is not available yet (the e-signature issue adds voiding envelopes)",
     "invoice.deliver": "invoice PDFs and email are not available yet (the documents and billing issues)",
@@ -101,4 +104,16 @@ def routes(services: Services, retry: RetryPolicy) -> dict[str, Route]:
     table = {"pipeline.step": Route(run_pipeline_step(services.ledger), retry)}
     for kind, note in NOT_YET.items():
         table[kind] = Route(services.sink.handler(note), retry)
+    settings = services.settings
+    if settings.slack_enabled:
+        threads = SlackDealThreads(slack_client(settings.slack_bot_token, settings.slack_api_url),  # type: ignore[arg-type]
+                                   services.ledger, settings.slack_deals_channel)
+        table["slack.deal_thread"] = Route(threads.post, retry)
     return table
+
+
+def apply_role_grants(services: Services) -> int:
+    """Grant the roles named in CLOSELOOP_SLACK_ROLES (idempotent); returns how many were new."""
+    grants = parse_role_grants(services.settings.slack_roles)
+    return sum(services.ledger.run(grant_role, principal=principal, role=Role(role), granted_by="configuration")
+               for principal, role in grants)

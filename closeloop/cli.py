@@ -9,12 +9,14 @@ import threading
 from pathlib import Path
 
 import click
+from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from closeloop import migrate
-from closeloop.bootstrap import Embedded, build
+from closeloop.bootstrap import Embedded, Services, apply_role_grants, build
 from closeloop.config import Settings, load_settings
+from flows.access import Role, RoleGrant, grant_role, revoke_role
 from flows.catalog_file import read_catalog
 from flows.errors import LedgerError
 from flows.outbox import OutboxStatus
@@ -138,17 +140,126 @@ def outbox_command(status: str | None) -> None:
 
 @main.command("run")
 def run_command() -> None:
-    """The embedded all-in-one process: migrate, then drain the outbox until stopped."""
+    """The embedded all-in-one process: migrate, drain the outbox, and when Slack is
+    configured serve it too (Socket Mode with SLACK_APP_TOKEN, else HTTP on $PORT)."""
+    services = _start(migrate_embedded=True, always=True)
+    stop = _stop_on_signals()
+    with Embedded(services):
+        if services.settings.slack_enabled and services.settings.slack_app_token:
+            handler = _socket_mode(services)
+            handler.connect()
+            click.echo("closeloop running: outbox relay + Slack Socket Mode (Ctrl-C to stop)")
+            stop.wait()
+            handler.close()
+        elif services.settings.slack_enabled:
+            _serve_http(services, stop, "outbox relay + ")
+        else:
+            click.echo(f"closeloop running on {_shown(services)}: outbox relay (Ctrl-C to stop)")
+            stop.wait()
+    click.echo("stopped")
+
+
+@main.command("web")
+def web_command() -> None:
+    """Serve HTTP on $PORT: POST /slack/events, GET /healthz and /readyz."""
+    services = _start(migrate_embedded=True)
+    _serve_http(services, _stop_on_signals(), "")
+    click.echo("stopped")
+
+
+@main.command("bot")
+def bot_command() -> None:
+    """Serve Slack over Socket Mode (needs SLACK_APP_TOKEN)."""
+    services = _start(migrate_embedded=True)
+    if not (services.settings.slack_enabled and services.settings.slack_app_token):
+        raise click.ClickException("Socket Mode needs SLACK_APP_TOKEN, SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET")
+    stop = _stop_on_signals()
+    handler = _socket_mode(services)
+    handler.connect()
+    click.echo("closeloop bot connected over Socket Mode (Ctrl-C to stop)")
+    stop.wait()
+    handler.close()
+    click.echo("stopped")
+
+
+@main.group()
+def roles() -> None:
+    """Who may do what in Slack (rep, manager, finance, admin)."""
+
+
+@roles.command("grant")
+@click.argument("principal")
+@click.argument("role", type=click.Choice([r.value for r in Role]))
+def roles_grant(principal: str, role: str) -> None:
+    """Give a Slack user (U…) or user group (S…) a role."""
+    services = build(_settings())
+    new = services.ledger.run(grant_role, principal=principal, role=Role(role), granted_by="cli")
+    click.echo(f"{principal} {'now has' if new else 'already had'} the {role} role")
+
+
+@roles.command("revoke")
+@click.argument("principal")
+@click.argument("role", type=click.Choice([r.value for r in Role]))
+def roles_revoke(principal: str, role: str) -> None:
+    services = build(_settings())
+    gone = services.ledger.run(revoke_role, principal=principal, role=Role(role), revoked_by="cli")
+    click.echo(f"{principal} {'no longer has' if gone else 'did not have'} the {role} role")
+
+
+@roles.command("list")
+def roles_list() -> None:
+    services = build(_settings())
+    for grant in services.ledger.read(lambda s: list(s.scalars(select(RoleGrant).order_by(RoleGrant.principal)))):
+        click.echo(f"{grant.principal:<14} {grant.role.value:<8} granted by {grant.granted_by} "
+                   f"on {grant.granted_at:%Y-%m-%d}")
+
+
+def _start(*, migrate_embedded: bool, always: bool = False) -> Services:
+    """Build the services for a long-running process. SQLite (embedded) is migrated on
+    start; PostgreSQL must already be at head (the release process migrates it)."""
     settings = _settings()
-    migrate.upgrade(settings.database_url)
+    if settings.database_url.startswith("sqlite") and (migrate_embedded or always):
+        migrate.upgrade(settings.database_url)
     services = build(settings)
+    current, head = migrate.current_revision(services.engine), migrate.head_revision(settings.database_url)
+    if current != head:
+        raise click.ClickException(f"the database is at schema {current or 'none'}, not {head}: "
+                                   "run `closeloop db upgrade` (the Procfile's release process does)")
+    apply_role_grants(services)
+    return services
+
+
+def _stop_on_signals() -> threading.Event:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    click.echo(f"closeloop running on {settings.database_url} (Ctrl-C to stop)")
-    with Embedded(services):
-        stop.wait()
-    click.echo("stopped")
+    return stop
+
+
+def _shown(services: Services) -> str:
+    return make_url(services.settings.database_url).render_as_string(hide_password=True)
+
+
+def _serve_http(services: Services, stop: threading.Event, also: str) -> None:
+    from waitress.server import create_server
+
+    from closeloop.web import web_app
+    settings = services.settings
+    server = create_server(web_app(services), host=settings.host, port=settings.port, threads=16,
+                           ident="closeloop", clear_untrusted_proxy_headers=True)
+    thread = threading.Thread(target=server.run, name="closeloop-web", daemon=True)
+    thread.start()
+    slack = "Slack on /slack/events, " if settings.slack_enabled else "Slack off (no token), "
+    click.echo(f"closeloop running: {also}HTTP on {settings.host}:{settings.port} ({slack}/healthz) "
+               f"with {_shown(services)}")
+    stop.wait()
+    server.close()
+
+
+def _socket_mode(services: Services):  # type: ignore[no-untyped-def]
+    from bot.app import build_app
+    from bot.server import socket_mode
+    return socket_mode(build_app(services), services)
 
 
 @main.command("demo")

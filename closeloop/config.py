@@ -26,6 +26,26 @@ class Settings(BaseSettings):
     relay_lease_seconds: int = Field(60, alias="CLOSELOOP_RELAY_LEASE_SECONDS")
     relay_max_attempts: int = Field(10, alias="CLOSELOOP_RELAY_MAX_ATTEMPTS")
     relay_poll_seconds: float = Field(0.5, alias="CLOSELOOP_RELAY_POLL_SECONDS")
+    discount_approval_percent: int = Field(15, alias="CLOSELOOP_DISCOUNT_APPROVAL_PERCENT", ge=0, le=100,
+                                           description="discounts above this need a manager's approval")
+
+    # Slack. Without a bot token and signing secret, Slack stays off and posts go to the file sink.
+    slack_bot_token: str | None = Field(None, alias="SLACK_BOT_TOKEN")
+    slack_signing_secret: str | None = Field(None, alias="SLACK_SIGNING_SECRET")
+    slack_app_token: str | None = Field(None, alias="SLACK_APP_TOKEN", description="set: Socket Mode")
+    slack_api_url: str = Field("https://slack.com/api/", alias="SLACK_API_URL")
+    slack_team_id: str | None = Field(None, alias="SLACK_TEAM_ID", description="refuse other workspaces")
+    slack_app_id: str | None = Field(None, alias="SLACK_APP_ID", description="refuse requests for other apps")
+    slack_deals_channel: str = Field("#deals", alias="SLACK_DEALS_CHANNEL")
+    slack_finance_channel: str = Field("#finance", alias="SLACK_FINANCE_CHANNEL")
+    slack_roles: str = Field("", alias="CLOSELOOP_SLACK_ROLES",
+                             description='role grants applied at start, e.g. "U01=rep;U02=finance,manager;S03=rep"')
+    port: int = Field(3000, alias="PORT")
+    host: str = Field("0.0.0.0", alias="CLOSELOOP_HOST", description="address `closeloop web` listens on")
+
+    @property
+    def slack_enabled(self) -> bool:
+        return bool(self.slack_bot_token and self.slack_signing_secret)
 
     @field_validator("database_url")
     @classmethod
@@ -35,6 +55,12 @@ class Settings(BaseSettings):
             if url.startswith(prefix):
                 return "postgresql+psycopg://" + url[len(prefix):]
         return url
+
+    @field_validator("slack_roles")
+    @classmethod
+    def _roles(cls, text: str) -> str:
+        parse_role_grants(text)  # raises ValueError naming the bad part
+        return text
 
     @field_validator("timezone")
     @classmethod
@@ -55,6 +81,24 @@ class Settings(BaseSettings):
         if not rendered or len(rendered) > 24:
             raise ValueError(f"series template {template!r} must render to 1-24 characters")
         return template
+
+
+ROLE_NAMES = ("rep", "manager", "finance", "admin")
+
+
+def parse_role_grants(text: str) -> list[tuple[str, str]]:
+    """'U01=rep;U02=finance,manager' -> [("U01", "rep"), ("U02", "finance"), ("U02", "manager")]"""
+    grants = []
+    for part in filter(None, (p.strip() for p in text.split(";"))):
+        principal, _, roles = part.partition("=")
+        principal = principal.strip()
+        if not principal or not roles.strip():
+            raise ValueError(f"role grant {part!r} must look like U0123=rep or S0456=finance,manager")
+        for role in (r.strip() for r in roles.split(",")):
+            if role not in ROLE_NAMES:
+                raise ValueError(f"unknown role {role!r} in {part!r} (roles: {', '.join(ROLE_NAMES)})")
+            grants.append((principal, role))
+    return grants
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -18,7 +18,7 @@ from datetime import timedelta
 
 from flows import outbox
 from flows.ledger import Ledger, Tx
-from flows.outbox import Delivery, PermanentFailure, RetryPolicy
+from flows.outbox import Delivery, PermanentFailure, RetryAfter, RetryPolicy
 
 log = logging.getLogger("closeloop.relay")
 
@@ -86,6 +86,9 @@ class Relay:
             route.handler(delivery)
         except PermanentFailure as error:
             self._settle(delivery, f"permanent failure: {error}", retry_in=None)
+        except RetryAfter as error:  # the service said when: wait exactly that, never less
+            retry_in = timedelta(seconds=error.seconds) if delivery.attempt < route.policy.max_attempts else None
+            self._settle(delivery, str(error), retry_in=retry_in)
         except Exception as error:
             retry_in = None
             if delivery.attempt < route.policy.max_attempts:

@@ -60,6 +60,7 @@ class Policy:
     quote_valid_days: int = 30
     payment_terms_days: int = 30
     timezone: str = "UTC"  # the company's; decides what "today" is for due dates and periods
+    discount_approval_bp: int = 1500  # discounts above this need a manager's approval before sending
 
 
 @dataclass

@@ -1,5 +1,6 @@
 """Every ledger table, imported in one place so the metadata is complete
 (for Alembic and for anything that needs all mappers configured)."""
+from flows.access import RoleGrant
 from flows.base import Base
 from flows.billing import Charge, Payment, Subscription, SubscriptionPeriod
 from flows.catalog import Sku, SkuPrice
@@ -14,6 +15,6 @@ from flows.timeline import Event
 
 __all__ = [
     "Base", "Charge", "Contact", "Customer", "Deal", "Event", "InboundEvent", "Invoice", "InvoiceLine",
-    "License", "NumberSeries", "OutboxMessage", "Payment", "Quote", "QuoteLine", "QuoteVersion",
+    "License", "NumberSeries", "OutboxMessage", "Payment", "Quote", "QuoteLine", "QuoteVersion", "RoleGrant",
     "SignatureEnvelope", "Sku", "SkuPrice", "Subscription", "SubscriptionPeriod",
 ]

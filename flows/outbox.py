@@ -146,3 +146,12 @@ def bury(session: Session, message_id: int, now: datetime, error: str) -> None:
 class PermanentFailure(Exception):
     """Raised by an adapter when retrying cannot help (a 5xx SMTP answer, a 400 from an
     API): the message goes straight to the dead-letter queue."""
+
+
+class RetryAfter(Exception):
+    """Raised by an adapter when the service asked us to wait (HTTP 429 Retry-After):
+    the message is retried after exactly that long, counted as an attempt."""
+
+    def __init__(self, seconds: float, message: str = "") -> None:
+        super().__init__(message or f"asked to retry after {seconds:g} s")
+        self.seconds = seconds

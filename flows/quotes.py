@@ -1,6 +1,7 @@
 """Quotes and their versions: every change makes a new version; sent versions never change."""
 from __future__ import annotations
 
+import enum
 from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -8,7 +9,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import BigInteger, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from flows.base import Base, Id
+from flows.base import Base, Id, enum_column
 from flows.money import Totals, document_totals
 
 if TYPE_CHECKING:
@@ -38,6 +39,13 @@ class Quote(Base):
         return next(v for v in self.versions if v.version == self.current_version)
 
 
+class Approval(enum.Enum):
+    NOT_NEEDED = "not_needed"  # discount within policy
+    PENDING = "pending"        # over the policy threshold: a manager must decide before it is sent
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
 class QuoteVersion(Base):
     __tablename__ = "quote_versions"
     __table_args__ = (UniqueConstraint("quote_id", "version"),)
@@ -55,6 +63,9 @@ class QuoteVersion(Base):
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
     signed_at: Mapped[datetime | None]
+    approval: Mapped[Approval] = mapped_column(enum_column(Approval), default=Approval.NOT_NEEDED)
+    approval_by: Mapped[str | None] = mapped_column(String(120))
+    approval_at: Mapped[datetime | None]
 
     quote: Mapped[Quote] = relationship(back_populates="versions")
     lines: Mapped[list[QuoteLine]] = relationship(

@@ -29,7 +29,7 @@ from flows.ledger import Tx
 from flows.licenses import License, LicenseStatus
 from flows.money import Money, check_basis_points, check_currency, check_quantity, document_totals, line_net
 from flows.parties import Contact, ContactRole, Customer
-from flows.quotes import Quote, QuoteLine, QuoteVersion
+from flows.quotes import Approval, Quote, QuoteLine, QuoteVersion
 
 
 class Done(enum.Enum):
@@ -156,6 +156,7 @@ def draft_quote(tx: Tx, *, key: str, customer_id: int, owner: str, currency: str
     tx.session.flush()
     announce(tx, deal, "quote.drafted", f"Quote {quote.number} drafted for {customer.name}",
               actor=owner, quote=quote.number, version=1, gross=version.gross, currency=currency)
+    _ask_approval_if_needed(tx, deal, version)
     return deal.id
 
 
@@ -177,6 +178,7 @@ def revise_quote(tx: Tx, deal_id: int, *, key: str, lines: list[LineRequest], ac
     _move(tx, deal, Stage.QUOTED)
     announce(tx, deal, "quote.revised", f"Quote {quote.number} revised to version {version.version}",
               actor=actor, quote=quote.number, version=version.version, gross=version.gross)
+    _ask_approval_if_needed(tx, deal, version)
     return Done.ACTED
 
 
@@ -189,6 +191,7 @@ def send_quote(tx: Tx, deal_id: int, *, provider: str, actor: str) -> Done:
     if version.valid_until < today(tx):
         raise InvalidInput(f"quote {quote.number} v{version.version} expired on {version.valid_until}; "
                            "revise it before sending")
+    _require_approval(deal, version)
     signer = deal.customer.contact(ContactRole.SIGNER)
     if signer is None:
         raise InvalidInput(f"{deal.customer.name} has no signer contact; add one before sending")
@@ -227,6 +230,41 @@ def record_signature(tx: Tx, deal_id: int, *, version: int, signer: str, evidenc
     _move(tx, deal, Stage.SIGNED)
     announce(tx, deal, "quote.signed", f"Quote {quote.number} v{version} signed by {signer}",
               actor=actor, quote=quote.number, version=version, signer=signer, evidence=evidence)
+    return Done.ACTED
+
+
+def approve_discount(tx: Tx, deal_id: int, *, version: int, approver: str) -> Done:
+    """A manager approves the discount of a quote version; it may then be sent."""
+    return _decide_discount(tx, deal_id, version, approver, Approval.APPROVED, reason="")
+
+
+def reject_discount(tx: Tx, deal_id: int, *, version: int, approver: str, reason: str) -> Done:
+    """A manager rejects the discount; the rep must revise the quote before sending."""
+    if not reason.strip():
+        raise InvalidInput("say why the discount is rejected, so the rep can revise the quote")
+    return _decide_discount(tx, deal_id, version, approver, Approval.REJECTED, reason=reason)
+
+
+def _decide_discount(tx: Tx, deal_id: int, number: int, approver: str, decision: Approval, *,
+                     reason: str) -> Done:
+    deal = load_deal(tx, deal_id)
+    quote = deal.quote
+    version = next((v for v in quote.versions if v.version == number), None)
+    if version is None:
+        raise InvalidInput(f"{quote.number} has no version {number}")
+    if version.approval is decision:
+        return Done.ALREADY
+    if version.approval is not Approval.PENDING:
+        raise InvalidInput(f"{quote.number} v{number}: the discount is {version.approval.value.replace('_', ' ')}; "
+                           "nothing to decide")
+    if number != quote.current_version:
+        raise InvalidInput(f"{quote.number} v{number} was replaced by version {quote.current_version}")
+    version.approval, version.approval_by, version.approval_at = decision, approver, tx.now
+    verb = "approved" if decision is Approval.APPROVED else f"rejected ({reason})"
+    announce(tx, deal, f"discount.{decision.value}",
+             f"Discount of {version.discount_bp / 100:g} % on {quote.number} v{number} {verb} by {approver}",
+             actor=approver, quote=quote.number, version=number, discount_bp=version.discount_bp,
+             reason=reason)
     return Done.ACTED
 
 
@@ -363,6 +401,17 @@ def start_billing(tx: Tx, deal_id: int) -> Done:
     return Done.ACTED
 
 
+def set_deal_thread(tx: Tx, deal_id: int, *, thread: str) -> Done:
+    """Remember the Slack thread ("channel:ts") where the deal's timeline is posted."""
+    deal = tx.get(Deal, deal_id)
+    if deal.slack_thread == thread:
+        return Done.ALREADY
+    if deal.slack_thread is not None:
+        raise InvalidInput(f"deal {deal.reference} already posts to thread {deal.slack_thread}")
+    deal.slack_thread = thread
+    return Done.ACTED
+
+
 # --- helpers ------------------------------------------------------------------------
 
 # What every deal step reads: the customer, the quote with its versions, their lines
@@ -422,8 +471,27 @@ def _move(tx: Tx, deal: Deal, stage: Stage) -> None:
 def announce(tx: Tx, deal: Deal, kind: str, text: str, *, actor: str = "closeloop", **data: Any) -> None:
     """Append to the deal's timeline and post the same line to its Slack thread."""
     uid = tx.record(kind, deal_id=deal.id, customer_id=deal.customer_id, actor=actor, **data)
-    tx.enqueue("slack.deal_thread", {"deal_id": deal.id, "event": uid, "text": text},
+    tx.enqueue("slack.deal_thread", {"deal_id": deal.id, "event": uid, "kind": kind, "text": text, "data": data},
                key=f"slack.deal_thread:{uid}", deal_id=deal.id)
+
+
+def _ask_approval_if_needed(tx: Tx, deal: Deal, version: QuoteVersion) -> None:
+    if version.approval is not Approval.PENDING:
+        return
+    limit = tx.policy.discount_approval_bp / 100
+    announce(tx, deal, "discount.approval_requested",
+             f"{deal.quote.number} v{version.version} has a {version.discount_bp / 100:g} % discount, above the "
+             f"{limit:g} % policy: a manager must approve it before it is sent",
+             quote=deal.quote.number, version=version.version, discount_bp=version.discount_bp)
+
+
+def _require_approval(deal: Deal, version: QuoteVersion) -> None:
+    number = f"{deal.quote.number} v{version.version}"
+    if version.approval is Approval.PENDING:
+        raise InvalidInput(f"{number} has a {version.discount_bp / 100:g} % discount that a manager "
+                           "has not approved yet; it cannot be sent before approval")
+    if version.approval is Approval.REJECTED:
+        raise InvalidInput(f"the discount on {number} was rejected by {version.approval_by}; revise the quote")
 
 
 def _end_quote(tx: Tx, deal_id: int, step: str, kind: str, verb: str, reason: str, actor: str) -> Done:
@@ -473,6 +541,7 @@ def _new_version(tx: Tx, quote: Quote, number: int, lines: list[LineRequest], di
         version.lines.append(_price_line(tx, quote.currency, position, request, discount_bp))
     totals = document_totals(quote.currency, ((l.net, l.tax_rate_bp) for l in version.lines))
     version.net, version.tax = totals.net, totals.tax
+    version.approval = Approval.PENDING if discount_bp > tx.policy.discount_approval_bp else Approval.NOT_NEEDED
     version.content_hash = _content_hash(quote, version)
     quote.versions.append(version)
     return version

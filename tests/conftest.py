@@ -102,3 +102,44 @@ def make_services(settings: Settings, clock: ManualClock) -> Iterator:
     yield make
     for item in made:
         item.close()
+
+
+@pytest.fixture
+def slack_api() -> Iterator:
+    from tests.slack_peer import FakeSlackApi
+    api = FakeSlackApi().start()
+    yield api
+    api.stop()
+
+
+@pytest.fixture
+def slack_settings(settings: Settings, slack_api) -> Settings:
+    from tests.slack_peer import APP, SIGNING_SECRET, TEAM
+    return settings.model_copy(update={
+        "slack_bot_token": "xoxb-test", "slack_signing_secret": SIGNING_SECRET,
+        "slack_api_url": slack_api.base_url, "slack_team_id": TEAM, "slack_app_id": APP,
+        "slack_deals_channel": "C0DEALS", "host": "127.0.0.1"})
+
+
+@pytest.fixture
+def slack_services(slack_settings: Settings, clock: ManualClock) -> Iterator[Services]:
+    built = build(slack_settings, clock)
+    yield built
+    built.close()
+
+
+@pytest.fixture
+def web(slack_services: Services) -> Iterator:
+    """`closeloop web`'s WSGI app served by waitress on a free loopback port."""
+    import threading
+
+    from waitress.server import create_server
+
+    from closeloop.web import web_app
+    from tests.slack_peer import free_port
+
+    server = create_server(web_app(slack_services), host="127.0.0.1", port=free_port(), threads=8)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.effective_port}"
+    server.close()

@@ -1,0 +1,72 @@
+"""The Bolt app: one module per Slack feature, each with register(app, services).
+
+Every listener acks first (Slack's 3-second rule) and does slow work after; one error
+handler turns a ledger refusal into a plain answer and anything else into an apology
+that says nothing was changed."""
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Callable
+
+from slack_bolt import App, BoltResponse
+from slack_bolt.request import BoltRequest
+
+from adapters.slack import slack_client
+from bot import approvals, deal, finance, gaps, home, quote
+from bot.identity import Identity
+from closeloop.bootstrap import Services
+from flows.access import record_denial
+from flows.errors import LedgerError
+
+log = logging.getLogger("closeloop.bot")
+
+FEATURES = (quote, deal, finance, gaps, approvals, home)
+
+
+def build_app(services: Services) -> App:
+    settings = services.settings
+    if not settings.slack_enabled:
+        raise RuntimeError("Slack is not configured: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET")
+    app = App(client=slack_client(settings.slack_bot_token, settings.slack_api_url),  # type: ignore[arg-type]
+              signing_secret=settings.slack_signing_secret, token_verification_enabled=False,
+              request_verification_enabled=True, raise_error_for_unhandled_request=False)
+    identity = Identity(services, app.client)
+    app.middleware(_only_our_workspace(services))
+
+    @app.error
+    def on_error(error: Exception, body: dict[str, Any], respond: Callable[..., Any] | None = None) -> None:
+        if isinstance(error, LedgerError):
+            text = f":warning: {error}"
+        else:
+            log.exception("slack listener failed", exc_info=error)
+            text = ":x: Something went wrong on our side. Nothing was changed; please try again in a minute."
+        if respond is not None and body.get("response_url"):
+            respond(text=text, response_type="ephemeral", replace_original=False)
+
+    for feature in FEATURES:
+        feature.register(app, services, identity)
+    return app
+
+
+def _only_our_workspace(services: Services) -> Callable[..., Any]:
+    """Refuse requests from another workspace or for another app (when configured),
+    with a plain answer and an audit row, before any listener runs."""
+    settings = services.settings
+
+    def middleware(req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse]) -> BoltResponse:
+        body = req.body
+        team = body.get("team_id") or (body.get("team") or {}).get("id")
+        app_id = body.get("api_app_id")
+        wrong = ((settings.slack_team_id and team != settings.slack_team_id and "team")
+                 or (settings.slack_app_id and app_id and app_id != settings.slack_app_id and "app"))
+        if not wrong:
+            return next()
+        user = body.get("user_id") or (body.get("user") or {}).get("id") or "unknown"
+        services.ledger.run(record_denial, user=user, action=f"slack.{wrong}",
+                            detail=f"request from team {team} for app {app_id}")
+        text = "This app does not serve your workspace." if wrong == "team" else "This request is not for this app."
+        return BoltResponse(status=200, body=json.dumps({"response_type": "ephemeral", "text": text}),
+                            headers={"content-type": "application/json"})
+
+    return middleware
