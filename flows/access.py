@@ -34,8 +34,8 @@ class RoleGrant(Base):
 
 class NotAllowed(LedgerError):
     def __init__(self, user: str, action: str, allowed: frozenset[Role]) -> None:
-        names = ", ".join(sorted(r.value for r in allowed))
-        super().__init__(f"not allowed: {ACTIONS[action]} needs the {names} role")
+        names = ", ".join(sorted(r.value for r in allowed)) or "no"
+        super().__init__(f"not allowed: {ACTIONS.get(action, action)} needs the {names} role")
         self.user, self.action = user, action
 
 
@@ -48,13 +48,14 @@ def roles_of(session: Session, principals: Iterable[str]) -> set[Role]:
 
 
 def may(session: Session, principals: Iterable[str], action: str) -> bool:
-    return bool(roles_of(session, principals) & PERMISSIONS[action])
+    """Deny by default: an action missing from PERMISSIONS is allowed to nobody."""
+    return bool(roles_of(session, principals) & PERMISSIONS.get(action, frozenset()))
 
 
 def check(session: Session, user: str, groups: Iterable[str], action: str) -> None:
     """Raise NotAllowed unless the user (or one of their groups) holds a role for it."""
     if not may(session, [user, *groups], action):
-        raise NotAllowed(user, action, PERMISSIONS[action])
+        raise NotAllowed(user, action, PERMISSIONS.get(action, frozenset()))
 
 
 def record_denial(tx: Tx, *, user: str, action: str, detail: str, deal_id: int | None = None) -> None:

@@ -9,7 +9,9 @@ from flows.errors import InvalidInput, NotFound
 from flows.invoices import Invoice, InvoiceStatus
 from flows.ledger import Tx
 from flows.licenses import License, LicenseStatus
+from flows.parties import Customer
 from flows.money import Money
+from flows.outbox import OutboxMessage
 from flows.billing import Payment
 from flows.steps import Done, announce
 
@@ -18,8 +20,13 @@ def record_payment(tx: Tx, *, invoice_number: str, amount: int, method: str, ref
     """A payment received outside a gateway (bank transfer, cheque), recorded by finance.
     The bank's reference makes it idempotent: the same transfer is never counted twice."""
     invoice = _invoice(tx, invoice_number)
-    if tx.session.scalar(select(Payment.id).where(Payment.reference == reference)) is not None:
-        return Done.ALREADY
+    earlier = tx.session.scalar(select(Payment).where(Payment.reference == reference))
+    if earlier is not None:
+        if earlier.invoice_id == invoice.id and earlier.amount == amount:
+            return Done.ALREADY
+        raise InvalidInput(f"reference {reference} was already recorded for "
+                           f"{Money(earlier.amount, earlier.currency)} on another payment; "
+                           "check the bank statement and use that transfer's own reference")
     if invoice.status not in (InvoiceStatus.ISSUED,):
         raise InvalidInput(f"invoice {invoice_number} is {invoice.status.value}; only issued invoices take payments")
     if type(amount) is not int or amount <= 0:
@@ -70,6 +77,7 @@ def reinstate_license(tx: Tx, license_id: int, *, reason: str, actor: str) -> Do
 
 def send_statement(tx: Tx, customer_id: int, *, actor: str, request_key: str) -> Done:
     """Ask for a statement of account (open invoices, aging) to be sent to the customer."""
+    tx.get(Customer, customer_id, lock=False)  # NotFound for an unknown customer
     key = f"collect.statement:{customer_id}:{request_key}"
     if _already_requested(tx, key):
         return Done.ALREADY
@@ -89,13 +97,13 @@ def _set_license(tx: Tx, license_id: int, status: LicenseStatus, *, reason: str,
         raise InvalidInput("say why, for the customer's timeline")
     license.status, license.status_changed_at = status, tx.now
     verb = "suspended" if status is LicenseStatus.SUSPENDED else "reinstated"
+    uid = _note(tx, license.deal_id, license.customer_id, f"license.{verb}",
+                f"License {license.product} × {license.seats} {verb} by {actor}: {reason}",
+                actor=actor, product=license.product, reason=reason)
+    # Keyed by the change's own event: each suspension or reinstatement is provisioned once.
     tx.enqueue("license.provision", {"deal_id": license.deal_id, "product": license.product,
                                      "status": status.value},
-               key=f"license.provision:{license.deal_id}:{license.product}:{verb}:{tx.now.isoformat()}",
-               deal_id=license.deal_id)
-    _note(tx, license.deal_id, license.customer_id, f"license.{verb}",
-          f"License {license.product} × {license.seats} {verb} by {actor}: {reason}",
-          actor=actor, product=license.product, reason=reason)
+               key=f"license.provision:{license.deal_id}:{license.product}:{uid}", deal_id=license.deal_id)
     return Done.ACTED
 
 
@@ -107,12 +115,11 @@ def _invoice(tx: Tx, number: str) -> Invoice:
 
 
 def _already_requested(tx: Tx, key: str) -> bool:
-    from flows.outbox import OutboxMessage
     return tx.session.scalar(select(OutboxMessage.id).where(OutboxMessage.idempotency_key == key)) is not None
 
 
-def _note(tx: Tx, deal_id: int | None, customer_id: int, kind: str, text: str, **data: object) -> None:
+def _note(tx: Tx, deal_id: int | None, customer_id: int, kind: str, text: str, **data: object) -> str:
+    """On the deal's timeline (and its thread) when there is a deal; else the customer's."""
     if deal_id is not None:
-        announce(tx, tx.get(Deal, deal_id, lock=False), kind, text, **data)  # type: ignore[arg-type]
-    else:
-        tx.record(kind, deal_id=None, customer_id=customer_id, **data)  # type: ignore[arg-type]
+        return announce(tx, tx.get(Deal, deal_id, lock=False), kind, text, **data)  # type: ignore[arg-type]
+    return tx.record(kind, deal_id=None, customer_id=customer_id, **data)  # type: ignore[arg-type]

@@ -468,11 +468,13 @@ def _move(tx: Tx, deal: Deal, stage: Stage) -> None:
             "pipeline.step", {"step": follow, "deal_id": deal.id}, key=key, deal_id=deal.id))
 
 
-def announce(tx: Tx, deal: Deal, kind: str, text: str, *, actor: str = "closeloop", **data: Any) -> None:
-    """Append to the deal's timeline and post the same line to its Slack thread."""
+def announce(tx: Tx, deal: Deal, kind: str, text: str, *, actor: str = "closeloop", **data: Any) -> str:
+    """Append to the deal's timeline and post the same line to its Slack thread;
+    returns the event's uid."""
     uid = tx.record(kind, deal_id=deal.id, customer_id=deal.customer_id, actor=actor, **data)
     tx.enqueue("slack.deal_thread", {"deal_id": deal.id, "event": uid, "kind": kind, "text": text, "data": data},
                key=f"slack.deal_thread:{uid}", deal_id=deal.id)
+    return uid
 
 
 def _ask_approval_if_needed(tx: Tx, deal: Deal, version: QuoteVersion) -> None:
