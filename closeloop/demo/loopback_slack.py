@@ -38,6 +38,7 @@ class FakeSlackApi:
     calls: list[Call] = field(default_factory=list)
     script: dict[str, list[tuple[int, dict[str, str], dict[str, Any]]]] = field(default_factory=dict)
     usergroups: list[dict[str, Any]] = field(default_factory=list)
+    socket_url: str = ""  # what apps.connections.open hands out (a loopback Socket Mode server)
     _ts: int = 0
 
     def start(self) -> FakeSlackApi:
@@ -98,6 +99,8 @@ class FakeSlackApi:
         if method == "chat.postMessage":
             body.update(channel=args.get("channel", "C0DEALS").lstrip("#") and "C0DEALS",
                         ts=f"1700000000.{self._ts:06d}", message={"text": args.get("text")})
+        elif method == "apps.connections.open":
+            body["url"] = self.socket_url
         elif method == "usergroups.list":
             body["usergroups"] = self.usergroups
         elif method == "views.open" or method == "views.publish" or method == "views.update":
