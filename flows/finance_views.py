@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import case, func, select
@@ -188,10 +189,10 @@ def customer(session: Session, customer_id: int) -> CustomerRef:
 
 def invoice_number(session: Session, text: str) -> str | None:
     """The invoice number `text` is, exactly (any case), or None."""
-    wanted = text.strip().upper()
-    if not wanted:
+    typed = text.strip()
+    if not typed:
         return None
-    return session.scalar(select(Invoice.number).where(Invoice.number == wanted))
+    return session.scalar(select(Invoice.number).where(Invoice.number.in_({typed, typed.upper()})).limit(1))
 
 
 def deal_named(session: Session, text: str) -> int | None:
@@ -376,6 +377,11 @@ def describe(kind: str, data: Mapping[str, Any], currency: str | None = None) ->
     for field in ("gross", "amount"):
         if currency and type(data.get(field)) is int:
             values[field] = str(Money(data[field], currency))
+    if isinstance(data.get("quantity"), str):
+        try:
+            values["quantity"] = format(Decimal(data["quantity"]).normalize(), "f")
+        except InvalidOperation:
+            pass
     if "discount_bp" in data and type(data["discount_bp"]) is int:
         values["discount"] = f"{data['discount_bp'] / 100:g} %"
     template = EVENT_TEXT.get(kind)
@@ -399,7 +405,7 @@ def _count(session: Session, column: Any, where: Any) -> int:
 def _names(session: Session, ids: list[int]) -> dict[int, str]:
     if not ids:
         return {}
-    return dict(session.execute(select(Customer.id, Customer.name).where(Customer.id.in_(set(ids)))).tuples())
+    return {id_: name for id_, name in session.execute(select(Customer.id, Customer.name).where(Customer.id.in_(set(ids))))}
 
 
 def _days(now: datetime, then: datetime) -> int:
