@@ -14,11 +14,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Callable, TextIO
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
+from adapters.slack import APPROVE_DISCOUNT
 from closeloop import migrate
-from closeloop.bootstrap import Embedded, build
+from closeloop.bootstrap import Embedded, apply_role_grants, build
 from closeloop.config import Settings
+from closeloop.demo.loopback_slack import APP, SIGNING_SECRET, TEAM, FakeSlackApi
+from closeloop.demo.slack_scene import FINANCE, MANAGER, PEOPLE, REP, ROLES, Answer, SlackScene, calls_json, describe
 from flows.billing import Subscription
 from flows.catalog_file import read_catalog
 from flows.clock import ManualClock
@@ -32,7 +35,9 @@ from flows.steps import (ContactRequest, LineRequest, add_customer, draft_quote,
                          record_signature, send_quote)
 
 DEMO_FILES = ("closeloop.db", "closeloop.db-wal", "closeloop.db-shm", "transcript.txt", "timeline.json",
-              "invoice.json", "licenses.json", "subscriptions.json", "catalog.toml")
+              "invoice.json", "licenses.json", "subscriptions.json", "catalog.toml", "slack-calls.json")
+CUSTOMER = "Kowalski Logistics Sp. z o.o."
+CHANNELS = {"C0DEALS": "deals"}  # the loopback Slack's deals channel (SLACK_DEALS_CHANNEL)
 
 
 @dataclass
@@ -54,6 +59,26 @@ class Transcript:
     def not_yet(self, title: str, why: str) -> None:
         self.say(f"  · {title}: not yet available — {why}")
 
+    def slack(self, scene: SlackScene, who: str, command: str, text: str) -> Answer:
+        """A person types a slash command; show what the bot answered and posted."""
+        return self._shown(f"{PEOPLE[who]} types {command} {text}".rstrip(), scene.command(who, command, text))
+
+    def press(self, scene: SlackScene, who: str, label: str, action_id: str, value: str) -> Answer:
+        return self._shown(f"{PEOPLE[who]} presses [{label}]", scene.press(who, action_id, value))
+
+    def _shown(self, title: str, answer: Answer) -> Answer:
+        if not answer.available:
+            self.not_yet(title, answer.missing)
+            return answer
+        failed = [e for e in answer.errors if not isinstance(e, NotImplementedError)]
+        mark = "✗" if failed or answer.status != 200 else "✓"
+        self.say(f"  {mark} {title}  [ack in {answer.ack_ms:.1f} ms]")
+        for error in failed:
+            self.say(f"      ✗ the bot failed: {type(error).__name__}: {error}")
+        for line in describe(answer, channels=CHANNELS):
+            self.say(line)
+        return answer
+
 
 def run_demo(out: Path) -> int:
     out.mkdir(parents=True, exist_ok=True)
@@ -69,12 +94,29 @@ def run_demo(out: Path) -> int:
 
 
 def _scenario(out: Path, log: Transcript) -> None:
+    api = FakeSlackApi().start()
+    try:
+        _deal(out, log, api)
+    finally:
+        api.stop()
+        _write_calls(out, api)  # also when the demo broke: what Slack saw until then
+
+
+def _write_calls(out: Path, api: FakeSlackApi) -> None:
+    (out / "slack-calls.json").write_text(json.dumps(calls_json(api), indent=2, ensure_ascii=False, default=str)
+                                          + "\n", encoding="utf-8")
+
+
+def _deal(out: Path, log: Transcript, api: FakeSlackApi) -> None:
     settings = Settings(database_url=f"sqlite:///{out}/closeloop.db", outbox_dir=out / "outbox",
-                        timezone="Europe/Warsaw", relay_poll_seconds=0.05)
+                        timezone="Europe/Warsaw", relay_poll_seconds=0.05,
+                        slack_bot_token="xoxb-demo", slack_signing_secret=SIGNING_SECRET,
+                        slack_api_url=api.base_url, slack_team_id=TEAM, slack_app_id=APP,
+                        slack_deals_channel="C0DEALS", slack_roles=ROLES)
     clock = ManualClock(datetime.now(timezone.utc).replace(microsecond=0))
     log.say(f"closeloop demo — {clock.now():%Y-%m-%d %H:%M} UTC — everything under {out}")
     log.say()
-    log.say("1. Setup (embedded: a SQLite file, the outbox relay in a background thread)")
+    log.say("1. Setup (embedded: a SQLite file, the outbox relay in a background thread, a loopback Slack)")
     log.step("database migrated", lambda: migrate.upgrade(settings.database_url))
     services = build(settings, clock)
     ledger = services.ledger
@@ -83,72 +125,145 @@ def _scenario(out: Path, log: Transcript) -> None:
     counts = log.step("catalog loaded from catalog.toml (3 SKUs, EUR/USD/PLN)", lambda: ledger.run(
         load_catalog, read_catalog(catalog_text, "catalog.toml"), source="catalog.toml"))
     assert counts["added"] == 3
-    customer_id = log.step("customer Kowalski Logistics Sp. z o.o. (PL, documents in Polish)", lambda: ledger.run(
-        add_customer, name="Kowalski Logistics Sp. z o.o.", country="PL", currency="EUR", language="pl",
+    customer_id = log.step(f"customer {CUSTOMER} (PL, documents in Polish)", lambda: ledger.run(
+        add_customer, name=CUSTOMER, country="PL", currency="EUR", language="pl",
         tax_id="PL5260001246", contacts=(
             ContactRequest("Anna Kowalska", "anna.kowalska@kowalski-logistics.example", ContactRole.SIGNER),
             ContactRequest("Księgowość", "faktury@kowalski-logistics.example", ContactRole.BILLING))))
+    log.step(f"Slack: a loopback Web API at {api.base_url} records every call (nothing goes to slack.com)",
+             lambda: None)
+    log.step("roles (CLOSELOOP_SLACK_ROLES): " + ", ".join(f"{name} {user}" for user, name in PEOPLE.items()),
+             lambda: apply_role_grants(services))
 
     with Embedded(services):
-        log.say()
-        log.say("2. Quote (a rep's /quote comes with the Slack issue; the demo calls the same step)")
-        deal_id = log.step("quote drafted: 25 × PRO-SEAT @ 40.00 EUR/month, onboarding 1,500.00 EUR, 10 % off",
-                           lambda: ledger.run(draft_quote, key="demo:quote:1", customer_id=customer_id,
-                                              owner="rep.marta", currency="EUR", discount_bp=1000,
-                                              lines=[LineRequest("PRO-SEAT", Decimal(25)),
-                                                     LineRequest("ONBOARDING", Decimal(1))]))
-        quote = ledger.read(lambda s: _quote_summary(s, deal_id))
-        log.say(f"    {quote}")
-        log.not_yet("quote PDF in Polish", "rendering arrives with the documents issue")
-        log.say()
-        log.say("3. Signature")
-        log.step("sent for signature to anna.kowalska@kowalski-logistics.example",
-                 lambda: ledger.run(send_quote, deal_id, provider="email", actor="rep.marta"))
-        log.not_yet("DocuSign envelope / signing by email",
-                    "the e-signature issue; the request is in outbox/esign.send.jsonl")
-        clock.advance(timedelta(days=2, hours=3))
-        log.say(f"    … two days later ({clock.now():%Y-%m-%d}) the customer signs")
-        log.step("signature recorded, and with it (one transaction) the deal won, invoiced, licensed, billing",
-                 lambda: ledger.run(record_signature, deal_id, version=1,
-                                    signer="anna.kowalska@kowalski-logistics.example",
-                                    evidence={"method": "demo", "note": "recorded without a PDF"}))
-        log.not_yet("verifying the returned signed PDF", "the documents issue")
-        log.say()
-        log.say("4. The pipeline ran on its own: deal won -> invoice -> license -> billing")
-        stage = _wait_for(ledger, deal_id, Stage.BILLING_ACTIVE)
-        log.say(f"  ✓ deal {deal_id} is now '{stage.value}'; the relay delivers the side effects from the outbox")
-        for event in ledger.read(timeline, deal_id):
-            if event.kind in ("deal.won", "invoice.issued", "license.issued", "subscription.started"):
-                log.say(f"    {event.occurred_at:%Y-%m-%d %H:%M} UTC  {event.kind:<20} {_brief(event.data, 'EUR')}")
-        invoice = ledger.read(lambda s: s.scalar(select(Invoice).where(Invoice.deal_id == deal_id)))
-        log.not_yet("invoice PDF with Factur-X XML, emailed to faktury@…",
-                    "the documents and billing issues; see outbox/invoice.deliver.jsonl")
-        log.not_yet("signed license key provisioned to the product", "the billing issue")
-        log.say()
-        log.say("5. First recurring charge")
-        log.not_yet(f"charge {Money(invoice.gross, invoice.currency)} on the card on file",
-                    "the billing issue adds the gateway; the request is in outbox/payment.collect.jsonl")
-        log.say()
-        log.say("6. Collections")
-        clock.advance(timedelta(days=45))
-        today = clock.now().date()
-        overdue = ledger.read(overdue_invoices, today)
-        for item in overdue:
-            log.say(f"  ✓ {clock.now():%Y-%m-%d}: invoice {item.number} is {(today - item.due_on).days} days "
-                    f"overdue, balance {Money(item.balance, item.currency)}")
-        log.not_yet("overdue reminder email with the aging report", "the billing and collections issue")
-        log.say()
-        log.say("7. Completeness")
-        log.not_yet("gap list (won deals without invoice, overdue debt, …)", "the completeness issue")
+        scene = SlackScene(services, api)
+        try:
+            deal_id = _quote_and_pipeline(log, services, scene, customer_id, clock)
+        finally:
+            scene.close()
         services.relay.drain()
 
     _write_artifacts(out, services, deal_id)
+    _write_calls(out, api)
     services.close()
     log.say()
     log.say(f"Done in {(time.perf_counter() - log.started):.2f} s. Artifacts in {out}:")
     for path in sorted(p for p in out.rglob("*") if p.is_file()):
         log.say(f"  {path.relative_to(out)}")
     log.say(f"Inspect: DATABASE_URL=sqlite:///{out}/closeloop.db closeloop timeline D-{deal_id}")
+
+
+def _quote_and_pipeline(log: Transcript, services: Any, scene: SlackScene, customer_id: int,
+                        clock: ManualClock) -> int:
+    ledger = services.ledger
+    if scene.unavailable:
+        log.not_yet("Slack commands and buttons", scene.unavailable)
+    log.say()
+    log.say("2. Quote, from Slack: the rep types /quote; the bot answers her, the relay opens the deal's thread")
+    log.slack(scene, REP, "/quote", "help")
+    before = _last_deal(ledger)
+    log.slack(scene, REP, "/quote", "new Kowalski Logistics 25 seats PRO-SEAT, 1 ONBOARDING discount 10%")
+    deal_id = _last_deal(ledger)
+    if deal_id == before:
+        mark = len(scene.api.calls)
+        deal_id = log.step("quote drafted with the step /quote new calls: 25 × PRO-SEAT @ 40.00 EUR/month, "
+                           "onboarding 1,500.00 EUR, 10 % off",
+                           lambda: ledger.run(draft_quote, key="demo:quote:1", customer_id=customer_id,
+                                              owner=REP, currency="EUR", discount_bp=1000,
+                                              lines=[LineRequest("PRO-SEAT", Decimal(25)),
+                                                     LineRequest("ONBOARDING", Decimal(1))]))
+        scene.settle()
+        _show_posts(log, scene.api.calls[mark:])
+    quote = ledger.read(lambda s: _quote_summary(s, deal_id))
+    log.say(f"    {quote}")
+    log.not_yet("quote PDF in Polish", "rendering arrives with the documents issue")
+
+    log.say()
+    log.say("   A bigger discount needs a manager (policy: over "
+            f"{services.settings.discount_approval_percent} %)")
+    before = _last_deal(ledger)
+    log.slack(scene, REP, "/quote", "new Kowalski Logistics 5 seats PRO-SEAT discount 20%")
+    second = _last_deal(ledger)
+    button = _approve_button(scene.api.calls) if second != before else None
+    if button is None:
+        log.not_yet("approving a discount by button", "no quote over the policy was drafted from Slack"
+                    if second == before else "no approval request was posted")
+    else:
+        log.press(scene, REP, "Approve discount", APPROVE_DISCOUNT, button)
+        log.press(scene, MANAGER, "Approve discount", APPROVE_DISCOUNT, button)
+
+    log.say()
+    log.say("3. Signature")
+    number = ledger.read(lambda s: s.get(Deal, deal_id).quote.number)
+    log.slack(scene, REP, "/quote", f"send {number}")
+    if ledger.read(lambda s: s.get(Deal, deal_id).stage) is Stage.QUOTED:
+        log.step("sent for signature to anna.kowalska@kowalski-logistics.example (the step /quote send calls)",
+                 lambda: ledger.run(send_quote, deal_id, provider="email", actor=REP))
+    log.not_yet("DocuSign envelope / signing by email",
+                "the e-signature issue; the request is in outbox/esign.send.jsonl")
+    clock.advance(timedelta(days=2, hours=3))
+    log.say(f"    … two days later ({clock.now():%Y-%m-%d}) the customer signs")
+    mark = len(scene.api.calls)
+    log.step("signature recorded, and with it (one transaction) the deal won, invoiced, licensed, billing",
+             lambda: ledger.run(record_signature, deal_id, version=1,
+                                signer="anna.kowalska@kowalski-logistics.example",
+                                evidence={"method": "demo", "note": "recorded without a PDF"}))
+    log.not_yet("verifying the returned signed PDF", "the documents issue")
+    log.say()
+    log.say("4. The pipeline ran on its own: deal won -> invoice -> license -> billing")
+    stage = _wait_for(ledger, deal_id, Stage.BILLING_ACTIVE)
+    log.say(f"  ✓ deal {deal_id} is now '{stage.value}'; the relay delivers the side effects from the outbox")
+    for event in ledger.read(timeline, deal_id):
+        if event.kind in ("deal.won", "invoice.issued", "license.issued", "subscription.started"):
+            log.say(f"    {event.occurred_at:%Y-%m-%d %H:%M} UTC  {event.kind:<20} {_brief(event.data, 'EUR')}")
+    scene.settle()
+    log.say("  ✓ and told the deal's thread in Slack:")
+    _show_posts(log, scene.api.calls[mark:])
+    invoice = ledger.read(lambda s: s.scalar(select(Invoice).where(Invoice.deal_id == deal_id)))
+    log.not_yet("invoice PDF with Factur-X XML, emailed to faktury@…",
+                "the documents and billing issues; see outbox/invoice.deliver.jsonl")
+    log.not_yet("signed license key provisioned to the product", "the billing issue")
+    log.say()
+    log.say("5. First recurring charge")
+    log.not_yet(f"charge {Money(invoice.gross, invoice.currency)} on the card on file",
+                "the billing issue adds the gateway; the request is in outbox/payment.collect.jsonl")
+    log.say()
+    log.say("6. Collections")
+    clock.advance(timedelta(days=45))
+    today = clock.now().date()
+    overdue = ledger.read(overdue_invoices, today)
+    for item in overdue:
+        log.say(f"  ✓ {clock.now():%Y-%m-%d}: invoice {item.number} is {(today - item.due_on).days} days "
+                f"overdue, balance {Money(item.balance, item.currency)}")
+    log.slack(scene, FINANCE, "/invoice", invoice.number)
+    log.slack(scene, FINANCE, "/collect", "Kowalski Logistics")
+    log.not_yet("overdue reminder email with the aging report", "the billing and collections issue")
+    log.say()
+    log.say("7. Completeness")
+    log.slack(scene, FINANCE, "/gaps", "all")
+    return deal_id
+
+
+def _last_deal(ledger: Any) -> int | None:
+    return ledger.read(lambda s: s.scalar(select(func.max(Deal.id))))
+
+
+def _approve_button(calls: list[Any]) -> str | None:
+    """The value of the newest [Approve discount] button the relay posted."""
+    for call in reversed([c for c in calls if c.method == "chat.postMessage"]):
+        blocks = call.args.get("blocks")
+        for block in blocks if isinstance(blocks, list) else []:
+            elements = block.get("elements") if isinstance(block, dict) else None
+            for element in elements if isinstance(elements, list) else []:
+                if isinstance(element, dict) and element.get("action_id") == APPROVE_DISCOUNT:
+                    return str(element.get("value"))
+    return None
+
+
+def _show_posts(log: Transcript, calls: list[Any]) -> None:
+    posts = [c for c in calls if c.method == "chat.postMessage"]
+    for line in describe(Answer(status=200, calls=posts), channels=CHANNELS):
+        log.say(line)
 
 
 def _quote_summary(session: Any, deal_id: int) -> str:
