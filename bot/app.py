@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+from concurrent.futures import Executor, Future
 from typing import Any, Callable
 
 from slack_bolt import App, BoltResponse
@@ -30,7 +32,8 @@ def build_app(services: Services) -> App:
         raise RuntimeError("Slack is not configured: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET")
     app = App(client=slack_client(settings.slack_bot_token, settings.slack_api_url),  # type: ignore[arg-type]
               signing_secret=settings.slack_signing_secret, token_verification_enabled=False,
-              request_verification_enabled=True, raise_error_for_unhandled_request=False)
+              request_verification_enabled=True, raise_error_for_unhandled_request=False,
+              listener_executor=ThreadPerListener())
     identity = Identity(services, app.client)
     app.middleware(_only_our_workspace(services))
 
@@ -47,6 +50,28 @@ def build_app(services: Services) -> App:
     for feature in FEATURES:
         feature.register(app, services, identity)
     return app
+
+
+class ThreadPerListener(Executor):
+    """Bolt answers Slack as soon as a listener calls ack(), but the listener runs on
+    this executor; with a bounded pool, a new request's ack waits for a free thread
+    while earlier requests do their slow work after acking. A thread per listener means
+    an ack never queues behind anyone's work; the database pool still bounds how much
+    of that work runs at once (threads waiting for a connection hold no CPU)."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+
+        def run() -> None:
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                future.set_result(fn(*args, **kwargs))
+            except BaseException as error:  # noqa: BLE001 — handed to whoever waits on the future
+                future.set_exception(error)
+
+        threading.Thread(target=run, name="slack-listener", daemon=True).start()
+        return future
 
 
 def _only_our_workspace(services: Services) -> Callable[..., Any]:

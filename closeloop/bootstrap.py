@@ -38,7 +38,7 @@ def build(settings: Settings, clock: Clock | None = None) -> Services:
     policy = Policy(invoice_series=settings.invoice_series, quote_series=settings.quote_series,
                     quote_valid_days=settings.quote_valid_days, payment_terms_days=settings.payment_terms_days,
                     timezone=settings.timezone, discount_approval_bp=settings.discount_approval_percent * 100)
-    ledger = Ledger(engine, clock or SystemClock(), policy)
+    ledger = Ledger(engine, clock or SystemClock(), policy, concurrency=settings.ledger_concurrency)
     services = Services(settings, engine, ledger, FileSink(settings.outbox_dir))
     retry = RetryPolicy(max_attempts=settings.relay_max_attempts)
     services.relay = Relay(ledger, routes(services, retry),

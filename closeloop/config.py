@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     relay_lease_seconds: int = Field(60, alias="CLOSELOOP_RELAY_LEASE_SECONDS")
     relay_max_attempts: int = Field(10, alias="CLOSELOOP_RELAY_MAX_ATTEMPTS")
     relay_poll_seconds: float = Field(0.5, alias="CLOSELOOP_RELAY_POLL_SECONDS")
+    ledger_concurrency: int = Field(4, alias="CLOSELOOP_LEDGER_CONCURRENCY", ge=1, le=64,
+                                    description="threads of one process inside the ledger at once")
     discount_approval_percent: int = Field(15, alias="CLOSELOOP_DISCOUNT_APPROVAL_PERCENT", ge=0, le=100,
                                            description="discounts above this need a manager's approval")
 

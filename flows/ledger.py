@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -164,18 +166,43 @@ class LedgerSession(Session):
         super().commit()
 
 
+class Gate:
+    """At most `width` threads of this process inside the ledger at once. The others
+    wait without running, so threads that must answer fast (Slack acks) are not
+    starved of the interpreter by a crowd doing ledger work. Re-entrant per thread."""
+
+    def __init__(self, width: int) -> None:
+        self._slots = threading.BoundedSemaphore(width)
+        self._depth = threading.local()
+
+    @contextmanager
+    def __call__(self) -> Iterator[None]:
+        depth = getattr(self._depth, "n", 0)
+        if depth == 0:
+            self._slots.acquire()
+        self._depth.n = depth + 1
+        try:
+            yield
+        finally:
+            self._depth.n = depth
+            if depth == 0:
+                self._slots.release()
+
+
 @dataclass
 class Ledger:
     engine: Engine
     clock: Clock
     policy: Policy = field(default_factory=Policy)
     max_retries: int = 8
+    concurrency: int = 4
     after_commit: list[Callable[[Tx], None]] = field(default_factory=list)
     _rng: random.Random = field(default_factory=random.Random)
 
     def __post_init__(self) -> None:
         self.sessions: sessionmaker[LedgerSession] = sessionmaker(
             self.engine, class_=LedgerSession, expire_on_commit=False)
+        self.gate = Gate(self.concurrency)
 
     def run(self, step: Callable[Concatenate[Tx, P], R], *args: P.args, **kwargs: P.kwargs) -> R:
         """Run a step and the pipeline steps that follow it, in one transaction."""
@@ -186,6 +213,11 @@ class Ledger:
         return self._run(step, args, kwargs, inline=False)
 
     def _run(self, step: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any], *, inline: bool) -> R:
+        with self.gate():
+            return self._attempts(step, args, kwargs, inline=inline)
+
+    def _attempts(self, step: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any], *,
+                  inline: bool) -> R:
         for attempt in range(1, self.max_retries + 1):
             following = False
             with self.sessions() as session:
@@ -212,6 +244,6 @@ class Ledger:
 
     def read(self, query: Callable[Concatenate[Session, P], R], *args: P.args, **kwargs: P.kwargs) -> R:
         """Run a read-only query function in its own short transaction."""
-        with self.sessions() as session:
+        with self.gate(), self.sessions() as session:
             return query(session, *args, **kwargs)
 
