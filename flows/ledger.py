@@ -81,19 +81,21 @@ class Tx:
     def __post_init__(self) -> None:
         self.session.info[_TX_KEY] = self
 
-    def get(self, model: type[M], ident: int, *, lock: bool = True, options: tuple[Any, ...] = ()) -> M:
-        """Load a row, locked for the rest of the transaction (FOR UPDATE OF its table on
-        PostgreSQL), with what `options` eager-load. A row this transaction already
-        locked is not read again."""
+    def get(self, model: type[M], ident: int, *, lock: bool = True) -> M:
+        """Load a row, locked for the rest of the transaction (FOR UPDATE on PostgreSQL).
+        A row this transaction already locked is not read again."""
         locked = (model, ident) in self._locked
-        row = self.session.get(model, ident, options=options if not locked else (),
-                               with_for_update={"of": model} if lock and not locked else None,
+        row = self.session.get(model, ident, with_for_update=lock and not locked,
                                populate_existing=lock and not locked)
         if row is None:
             raise NotFound(model.__name__.lower(), ident)
         if lock:
             self._locked.add((model, ident))
         return row
+
+    def holds(self, model: type[Base], ident: int) -> bool:
+        """Whether this transaction already locked that row."""
+        return (model, ident) in self._locked
 
     def record(self, kind: str, *, deal_id: int | None, customer_id: int | None,
                actor: str = "closeloop", **data: Any) -> str:

@@ -425,8 +425,18 @@ _DEAL_GRAPH = (
 
 
 def load_deal(tx: Tx, deal_id: int) -> Deal:
-    """The deal, locked, with the graph every deal step reads."""
-    return tx.get(Deal, deal_id, options=_DEAL_GRAPH)
+    """The deal, locked, with the graph every deal step reads.
+
+    The lock is taken alone, then the graph is read by a second statement: on
+    PostgreSQL a statement that waited for a row lock re-reads that row but still
+    sees the joined rows (versions, lines) as they were when it started, so one
+    statement for both would miss what the lock holder just committed."""
+    if tx.holds(Deal, deal_id):
+        return tx.get(Deal, deal_id)
+    tx.get(Deal, deal_id)
+    return tx.session.scalars(
+        select(Deal).where(Deal.id == deal_id).options(*_DEAL_GRAPH)
+        .execution_options(populate_existing=True)).unique().one()
 
 
 def today(tx: Tx) -> date:

@@ -119,3 +119,30 @@ def test_two_workers_invoicing_one_won_deal_create_one_invoice(services, make_se
     per_deal = ledger.read(lambda s: sorted(i.deal_id for i in s.scalars(select(Invoice))))
     assert per_deal == sorted(deals)
     assert [n for n, _ in _numbers(ledger)] == list(range(1, 11))
+
+
+def test_two_workers_deciding_one_discount_decide_it_once(services, make_services):
+    """The second worker waits for the deal's lock and must then see the first one's
+    decision: the deal's quote graph is read after the lock is taken, not with it."""
+    from flows.quotes import Approval, QuoteVersion
+    from flows.steps import LineRequest, approve_discount
+    from flows.timeline import Event
+    from tests.factories import quoted_deal
+
+    ledger = services.ledger
+    customer = seed(ledger)
+    deals = [quoted_deal(ledger, customer, discount_bp=2500, lines=[LineRequest("SEAT", Decimal(3))])
+             for _ in range(10)]
+    workers = [ledger, make_services().ledger]
+    barrier = threading.Barrier(2)
+
+    def work(worker_ledger):
+        barrier.wait()
+        return [worker_ledger.run(approve_discount, deal, version=1, approver="U0MGR") for deal in deals]
+
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = [o for batch in pool.map(work, workers) for o in batch]
+    assert outcomes.count(Done.ACTED) == 10 and outcomes.count(Done.ALREADY) == 10
+    decisions = ledger.read(lambda s: len(s.scalars(select(Event).where(Event.kind == "discount.approved")).all()))
+    assert decisions == 10
+    assert ledger.read(lambda s: {v.approval for v in s.scalars(select(QuoteVersion))}) == {Approval.APPROVED}
