@@ -28,9 +28,9 @@ from flows.money import Money, check_quantity
 from flows.quote_edits import add_quote_line, change_discount, draft_quote_once, send_quote_version
 from flows.quote_views import (CatalogItem, CustomerRef, catalog_items, customer_ref, customer_refs,
                                customers_containing, open_deals_of, quote_view, quote_view_by_ref)
-from flows.steps import Done, LineRequest, send_quote, void_quote
+from flows.steps import Done, LineRequest, record_signature, send_quote, void_quote
 from parsers.slash import (USAGE, Help, LineSpec, QuoteAddLine, QuoteDiscount, QuoteList, QuoteNew, QuoteSend,
-                           QuoteShow, QuoteVoid, UsageError, match_names, parse_quote)
+                           QuoteShow, QuoteSigned, QuoteVoid, UsageError, match_names, parse_quote)
 
 log = logging.getLogger("closeloop.bot")
 
@@ -184,6 +184,21 @@ class Quotes:
             return
         asker.say(f"Voided {view.number}", kit.quote_preview(
             view, note=f":wastebasket: Voided {view.number}: {kit.esc(reason)}"))
+
+    def signed(self, cmd: QuoteSigned, asker: Asker) -> None:
+        """A manager records a signature received outside closeloop; the pipeline then
+        carries the deal to won, invoiced, licensed and billing as for any signature."""
+        view = self.ledger.read(quote_view_by_ref, cmd.quote)
+        done = self.ledger.run(record_signature, view.deal_id, version=view.version, signer=asker.user,
+                               evidence={"method": "recorded in Slack", "by": asker.user, "note": cmd.note},
+                               actor=asker.user)
+        after = self.ledger.read(quote_view, view.deal_id)
+        if done is Done.ALREADY:
+            asker.say(f"Already done: {after.number} is already {after.stage.value}.", replace=False)
+            return
+        asker.say(f"Recorded the signature on {after.number} v{after.version}", kit.quote_preview(
+            after, note=f":white_check_mark: Signature recorded by <@{asker.user}> ({kit.esc(cmd.note)}); "
+                        f"the deal is now {after.stage.value.replace('_', ' ')}."))
 
     def list_mine(self, cmd: QuoteList | None, asker: Asker, *, offset: int = 0) -> None:
         rows, total = self.ledger.read(open_deals_of, asker.user, now=self.ledger.clock.now(), offset=offset,
@@ -541,5 +556,6 @@ COMMANDS: dict[type, tuple[str, Callable[[Quotes, Any, Asker], None]]] = {
     QuoteShow: ("deal.view", Quotes.show),
     QuoteSend: ("quote.send", Quotes.send),
     QuoteVoid: ("quote.void", Quotes.void),
+    QuoteSigned: ("quote.mark_signed", Quotes.signed),
     QuoteList: ("deal.view", Quotes.list_mine),
 }

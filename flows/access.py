@@ -93,6 +93,7 @@ _FINANCE = frozenset({Role.FINANCE, Role.ADMIN})
 ACTIONS = {
     "quote.create": "drafting a quote", "quote.send": "sending a quote for signature",
     "quote.void": "voiding a quote", "discount.decide": "approving or rejecting a discount",
+    "quote.mark_signed": "recording a signature received outside closeloop",
     "deal.view": "looking up deals", "gaps.view": "seeing completeness gaps", "gaps.snooze": "snoozing a gap",
     "invoice.view": "looking up invoices", "invoice.resend": "resending an invoice",
     "invoice.mark_paid": "marking an invoice paid", "license.view": "looking up licenses",
@@ -103,6 +104,7 @@ ACTIONS = {
 PERMISSIONS: dict[str, frozenset[Role]] = {
     "quote.create": _SALES, "quote.send": _SALES, "quote.void": _SALES,
     "discount.decide": frozenset({Role.MANAGER, Role.ADMIN}),
+    "quote.mark_signed": frozenset({Role.MANAGER, Role.ADMIN}),
     "deal.view": _ANY, "gaps.view": _ANY, "gaps.snooze": _ANY,
     "invoice.view": _ANY, "license.view": _ANY,
     "invoice.resend": _FINANCE, "invoice.mark_paid": _FINANCE, "license.suspend": _FINANCE,

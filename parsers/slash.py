@@ -8,6 +8,7 @@ afterwards, by the listener.
     /quote add Q-2026-0042 5 PRO-SEAT          /quote discount Q-2026-0042 12.5%
     /quote show Q-2026-0042   /quote send Q-2026-0042 [via email|docusign]
     /quote void Q-2026-0042 customer went with a competitor     /quote list
+    /quote signed Q-2026-0042 signed on paper, scan in the CRM  (managers)
     /deal Acme | Q-2026-0042 | D-12
     /invoice INV-2026-000042 | resend INV-… | paid INV-… [amount] [ref BANK-REF]
     /license Acme | suspend 7 reason… | reinstate 7 reason…
@@ -104,6 +105,14 @@ class QuoteVoid:
 
 
 @dataclass(frozen=True)
+class QuoteSigned:
+    """A signature received outside closeloop (on paper, in another tool), recorded by
+    a manager with a note saying where it is."""
+    quote: str
+    note: str
+
+
+@dataclass(frozen=True)
 class QuoteList:
     pass
 
@@ -151,7 +160,8 @@ class GapsList:
     customer: str | None = None
 
 
-QuoteCommand = QuoteNew | QuoteAddLine | QuoteDiscount | QuoteShow | QuoteSend | QuoteVoid | QuoteList | Help
+QuoteCommand = (QuoteNew | QuoteAddLine | QuoteDiscount | QuoteShow | QuoteSend | QuoteVoid | QuoteSigned
+                | QuoteList | Help)
 
 
 @dataclass(frozen=True)
@@ -186,6 +196,8 @@ def parse_quote(text: str) -> QuoteCommand:
         return _quote_send(rest)
     if sub == "void":
         return _quote_void(rest)
+    if sub == "signed":
+        return _quote_signed(rest)
     if sub == "list":
         if rest:
             raise _err("/quote", f"/quote list takes nothing after it (got '{rest}')", "/quote list")
@@ -380,6 +392,8 @@ USAGE: dict[str, str] = {  # command -> its help text, shown on /x help and with
         "`/quote show <quote>`  e.g. `/quote show Q-2026-0042`",
         "`/quote send <quote> [via email|docusign]`  e.g. `/quote send Q-2026-0042 via docusign`",
         "`/quote void <quote> <reason>`  e.g. `/quote void Q-2026-0042 customer went with a competitor`",
+        "`/quote signed <quote> <where the signed copy is>` (managers; a signature received outside closeloop)"
+        "  e.g. `/quote signed Q-2026-0042 signed on paper, scan filed in the CRM`",
         "`/quote list`  e.g. `/quote list`",
     ]),
     "/deal": "\n".join([
@@ -413,7 +427,7 @@ USAGE: dict[str, str] = {  # command -> its help text, shown on /x help and with
 
 # --- /quote subcommands ---------------------------------------------------------------
 
-_QUOTE_SUBS = ("new", "add", "discount", "show", "send", "void", "list")
+_QUOTE_SUBS = ("new", "add", "discount", "show", "send", "void", "signed", "list")
 _QUOTE_ALIASES = {"create": "new", "view": "show", "cancel": "void", "ls": "list"}
 _INVOICE_ALIASES = {"pay": "paid", "mark-paid": "paid", "markpaid": "paid", "re-send": "resend",
                     "find": "show", "open": "show"}
@@ -523,6 +537,18 @@ def _quote_void(rest: str) -> QuoteVoid:
     if not reason:
         raise _err("/quote", f"voiding needs a reason: /quote void {quote} <why>")
     return QuoteVoid(quote=quote, reason=reason)
+
+
+def _quote_signed(rest: str) -> QuoteSigned:
+    tokens = rest.split()
+    if not tokens:
+        raise _err("/quote", "which quote, and where is the signed copy? e.g. "
+                             "/quote signed Q-2026-0042 signed on paper, scan in the CRM")
+    quote = _quote_ref(tokens[0].rstrip(":"), "/quote")
+    note = " ".join(tokens[1:]).lstrip(":-–— ").strip()
+    if not note:
+        raise _err("/quote", f"say where the signed copy is: /quote signed {quote} <note>")
+    return QuoteSigned(quote=quote, note=note)
 
 
 def _only_quote(rest: str, sub: str) -> str:

@@ -532,3 +532,40 @@ def test_a_quote_with_hundreds_of_lines_still_fits_one_message(dispatched, slack
     shown = json.dumps(preview["blocks"], ensure_ascii=False)
     assert "Seats for team 1 " in shown and "600 in all" in shown and "Total" in shown
     assert button(preview, "quote_send") == "1:1"
+
+
+# --- a signature received outside closeloop -------------------------------------------------------
+
+def test_a_manager_records_a_paper_signature_and_the_deal_is_won_without_leaving_slack(
+        slack, slack_services, slack_api, acme):
+    ledger = slack_services.ledger
+    slack.command("new Acme GmbH 10 SEAT, 1 SETUP")
+    number = "Q-2026-0001"
+    answer(slack_api, number)
+    slack.command(f"send {number}")
+    answer(slack_api, "Sent", number)
+    slack.command(f"signed {number} signed on paper at the customer's office, scan in the CRM", user=MANAGER)
+    answer(slack_api, "Signature recorded")
+    stage, version, _ = the_quote(ledger, number)
+    assert stage is Stage.BILLING_ACTIVE and version == 1
+    signed = events(ledger, "quote.signed")
+    assert len(signed) == 1 and signed[0].actor == MANAGER
+    assert signed[0].data["evidence"] == {"method": "recorded in Slack", "by": MANAGER,
+                                          "note": "signed on paper at the customer's office, scan in the CRM"}
+    assert [e.kind for e in events(ledger, "deal.won")] == ["deal.won"]
+
+
+def test_a_rep_cannot_record_a_signature_and_the_attempt_is_audited(slack, slack_services, slack_api, acme):
+    ledger = slack_services.ledger
+    slack.command("new Acme GmbH 10 SEAT")
+    answer(slack_api, "Q-2026-0001")
+    slack.command("send Q-2026-0001")
+    answer(slack_api, "Sent", "Q-2026-0001")
+    counts = row_counts(ledger)
+    slack.command("signed Q-2026-0001 trust me", user=REP)
+    answer(slack_api, "Not allowed", "recording a signature")
+    assert the_quote(ledger, "Q-2026-0001")[0] is Stage.SENT
+    denied = events(ledger, "access.denied")
+    assert denied and denied[-1].actor == REP and denied[-1].data["action"] == "quote.mark_signed"
+    after = row_counts(ledger)
+    assert {table: n for table, n in after.items() if n != counts[table]} == {"events": counts["events"] + 1}

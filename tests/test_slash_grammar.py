@@ -25,6 +25,7 @@ from parsers.slash import (
     QuoteList,
     QuoteNew,
     QuoteSend,
+    QuoteSigned,
     QuoteShow,
     QuoteVoid,
     UsageError,
@@ -492,3 +493,21 @@ def test_a_name_like_no_customer_matches_nothing(query):
 ])
 def test_the_documented_examples_are_accepted(command, text):
     assert not isinstance(PARSERS[command](text), Help)
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("signed Q-2026-0042 signed on paper, scan in the CRM",
+     QuoteSigned("Q-2026-0042", "signed on paper, scan in the CRM")),
+    ("SIGNED q-2026-0042: wet ink, filed", QuoteSigned("Q-2026-0042", "wet ink, filed")),
+])
+def test_a_manager_can_record_a_signature_received_elsewhere(text, expected):
+    assert parse_quote(text) == expected
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("signed", "which quote"),
+    ("signed Q-2026-0042", "say where the signed copy is"),
+])
+def test_recording_a_signature_needs_the_quote_and_a_note(text, needle):
+    with pytest.raises(UsageError, match=needle):
+        parse_quote(text)
