@@ -202,12 +202,15 @@ def _quote_and_pipeline(log: Transcript, services: Any, scene: SlackScene, custo
     log.not_yet("DocuSign envelope / signing by email",
                 "the e-signature issue; the request is in outbox/esign.send.jsonl")
     clock.advance(timedelta(days=2, hours=3))
-    log.say(f"    … two days later ({clock.now():%Y-%m-%d}) the customer signs")
+    log.say(f"    … two days later ({clock.now():%Y-%m-%d}) the signed quote comes back by post; "
+            "the manager records it in Slack")
     mark = len(scene.api.calls)
-    log.step("signature recorded, and with it (one transaction) the deal won, invoiced, licensed, billing",
-             lambda: ledger.run(record_signature, deal_id, version=1,
-                                signer="anna.kowalska@kowalski-logistics.example",
-                                evidence={"method": "demo", "note": "recorded without a PDF"}))
+    log.slack(scene, MANAGER, "/quote", f"signed {number} signed on paper by Anna Kowalska, scan in the CRM")
+    if ledger.read(lambda s: s.get(Deal, deal_id).stage) is Stage.SENT:
+        log.step("signature recorded (the step /quote signed calls), and with it the deal won, invoiced, "
+                 "licensed, billing", lambda: ledger.run(
+                     record_signature, deal_id, version=1, signer=MANAGER,
+                     evidence={"method": "demo", "note": "signed on paper by Anna Kowalska"}))
     log.not_yet("verifying the returned signed PDF", "the documents issue")
     log.say()
     log.say("4. The pipeline ran on its own: deal won -> invoice -> license -> billing")
