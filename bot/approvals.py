@@ -17,9 +17,8 @@ from bot.identity import Identity
 from bot.quote import Asker, answering, button_ids, later, reason_of
 from closeloop.bootstrap import Services
 from flows.errors import LedgerError
-from flows.quote_edits import approve_discount_once, reject_discount_once
 from flows.quote_views import quote_view
-from flows.steps import Done
+from flows.steps import Done, approve_discount, reject_discount
 
 REJECT_MODAL = "discount_reject_reason"
 
@@ -51,7 +50,7 @@ def register(app: App, services: Services, identity: Identity) -> None:
         with answering(asker):
             deal_id, version = button_ids(action["value"])
             if may(asker, deal_id):
-                done = ledger.run(approve_discount_once, deal_id, version=version, approver=asker.user)
+                done = ledger.run(approve_discount, deal_id, version=version, approver=asker.user)
                 decided(deal_id, version, done, asker, "approved")
 
     @app.action(REJECT_DISCOUNT)
@@ -82,7 +81,7 @@ def register(app: App, services: Services, identity: Identity) -> None:
         ack(response_action="clear")
         asker = later(client, user, meta.get("u"))
         try:
-            done = ledger.run(reject_discount_once, meta["d"], version=meta["v"], approver=user, reason=reason)
+            done = ledger.run(reject_discount, meta["d"], version=meta["v"], approver=user, reason=reason)
         except LedgerError as error:  # e.g. approved meanwhile: nothing left to decide
             asker.say(f":warning: {error}", replace=False)
             return
