@@ -159,6 +159,18 @@ def run_command() -> None:
     click.echo("stopped")
 
 
+@main.command("relay")
+def relay_command() -> None:
+    """The production worker: drain the outbox until stopped, nothing else (the web and
+    bot processes serve Slack)."""
+    services = _start(migrate_embedded=True)
+    stop = _stop_on_signals()
+    with Embedded(services):
+        click.echo(f"closeloop relay draining the outbox of {_shown(services)} (Ctrl-C to stop)")
+        stop.wait()
+    click.echo("stopped")
+
+
 @main.command("web")
 def web_command() -> None:
     """Serve HTTP on $PORT: POST /slack/events, GET /healthz and /readyz."""

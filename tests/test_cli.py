@@ -103,7 +103,8 @@ def test_a_bad_configuration_is_named(tmp_path):
     assert env_run.returncode == 1 and "may only use {year}" in env_run.stderr
 
 
-def test_the_embedded_process_carries_a_signed_deal_through_and_stops_cleanly(tmp_path):
+@pytest.mark.parametrize("process", ["run", "relay"])
+def test_the_embedded_process_carries_a_signed_deal_through_and_stops_cleanly(tmp_path, process):
     import signal
     import time
 
@@ -119,7 +120,7 @@ def test_the_embedded_process_carries_a_signed_deal_through_and_stops_cleanly(tm
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "CLOSELOOP_"))}
     env.update(DATABASE_URL=f"sqlite:///{database}", CLOSELOOP_OUTBOX_DIR=str(tmp_path / "outbox"))
-    process = subprocess.Popen([CLOSELOOP, "run"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+    process = subprocess.Popen([CLOSELOOP, process], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     delivered = tmp_path / "outbox" / "invoice.deliver.jsonl"
     try:
