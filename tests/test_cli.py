@@ -151,3 +151,18 @@ def test_an_unknown_time_zone_is_refused_at_start(tmp_path):
     result = subprocess.run([CLOSELOOP, "db", "upgrade"], cwd=tmp_path, capture_output=True, text=True,
                             env={**os.environ, "CLOSELOOP_TIMEZONE": "Mars/Olympus"})
     assert result.returncode == 1 and "unknown time zone 'Mars/Olympus'" in result.stderr
+
+
+def test_roles_are_granted_listed_and_revoked_from_the_terminal(tmp_path):
+    database = tmp_path / "c.db"
+    closeloop("db", "upgrade", cwd=tmp_path, database=database)
+    assert "now has the finance role" in closeloop("roles", "grant", "U0FIN", "finance", cwd=tmp_path,
+                                                   database=database).stdout
+    assert "already had the finance role" in closeloop("roles", "grant", "U0FIN", "finance", cwd=tmp_path,
+                                                       database=database).stdout
+    assert closeloop("roles", "list", cwd=tmp_path, database=database).stdout.split()[:2] == ["U0FIN", "finance"]
+    bad = closeloop("roles", "grant", "U0FIN", "cfo", cwd=tmp_path, database=database)
+    assert bad.returncode == 2 and "'cfo' is not one of" in bad.stderr and "Traceback" not in bad.stderr
+    assert "no longer has the finance role" in closeloop("roles", "revoke", "U0FIN", "finance", cwd=tmp_path,
+                                                         database=database).stdout
+    assert closeloop("roles", "list", cwd=tmp_path, database=database).stdout == ""
