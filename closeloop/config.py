@@ -42,6 +42,17 @@ class Settings(BaseSettings):
     slack_finance_channel: str = Field("#finance", alias="SLACK_FINANCE_CHANNEL")
     slack_roles: str = Field("", alias="CLOSELOOP_SLACK_ROLES",
                              description='role grants applied at start, e.g. "U01=rep;U02=finance,manager;S03=rep"')
+    # The seller on quotes and invoices (the documents issue); the defaults suit the embedded demo.
+    company_name: str = Field("closeloop demo company", alias="CLOSELOOP_COMPANY_NAME")
+    company_address: str = Field("", alias="CLOSELOOP_COMPANY_ADDRESS", description='lines separated by ";"')
+    company_country: str = Field("DE", alias="CLOSELOOP_COMPANY_COUNTRY", description="ISO 3166-1 alpha-2")
+    company_vat_id: str | None = Field(None, alias="CLOSELOOP_COMPANY_VAT_ID")
+    company_iban: str | None = Field(None, alias="CLOSELOOP_COMPANY_IBAN")
+    company_bic: str | None = Field(None, alias="CLOSELOOP_COMPANY_BIC")
+    company_email: str | None = Field(None, alias="CLOSELOOP_COMPANY_EMAIL")
+    company_logo: Path | None = Field(None, alias="CLOSELOOP_COMPANY_LOGO", description="PNG or JPEG path")
+    documents_dir: Path = Field(Path("closeloop-documents"), alias="CLOSELOOP_DOCUMENTS_DIR",
+                                description="where rendered invoice and quote PDFs are kept")
     port: int = Field(3000, alias="PORT")
     host: str = Field("0.0.0.0", alias="CLOSELOOP_HOST", description="address `closeloop web` listens on")
 
@@ -57,6 +68,13 @@ class Settings(BaseSettings):
             if url.startswith(prefix):
                 return "postgresql+psycopg://" + url[len(prefix):]
         return url
+
+    @field_validator("company_logo")
+    @classmethod
+    def _logo(cls, path: Path | None) -> Path | None:
+        if path is not None and not path.is_file():
+            raise ValueError(f"CLOSELOOP_COMPANY_LOGO {path} is not a file")
+        return path
 
     @field_validator("slack_roles")
     @classmethod
