@@ -97,7 +97,9 @@ def _box(pdf: DocumentPdf, box: L.Box, caption: str, anchor: str) -> None:
 
 
 def _qr(pdf: DocumentPdf, text: str) -> None:
-    code = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=2, box_size=4)
+    # No quiet zone in the image: the page around it is blank, and the verifier maps a
+    # scan by the symbol's own corners, which then are the corners of L.QR.
+    code = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=0, box_size=4)
     code.add_data(text)
     code.make(fit=True)
     png = io.BytesIO()
