@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 from adapters.file_sink import FileSink
 from adapters.slack import SlackDealThreads, slack_client
 from closeloop.config import Settings, parse_role_grants
+from closeloop.documents import InvoiceDocuments, company_from
 from closeloop.database import make_engine
 from closeloop.relay import Relay, Route
 from flows.access import Role, grant_role
@@ -105,6 +106,8 @@ def routes(services: Services, retry: RetryPolicy) -> dict[str, Route]:
     for kind, note in NOT_YET.items():
         table[kind] = Route(services.sink.handler(note), retry)
     settings = services.settings
+    invoices = InvoiceDocuments(services.ledger, company_from(settings), settings.documents_dir, services.sink)
+    table["invoice.deliver"] = Route(invoices.deliver, retry)  # the PDF is rendered; email comes later
     if settings.slack_enabled:
         threads = SlackDealThreads(slack_client(settings.slack_bot_token, settings.slack_api_url),  # type: ignore[arg-type]
                                    services.ledger, settings.slack_deals_channel)

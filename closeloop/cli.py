@@ -281,3 +281,11 @@ def demo_command(out: Path) -> None:
     """Drive a realistic deal through the whole loop on embedded defaults."""
     from closeloop.demo.scenario import run_demo
     sys.exit(run_demo(out))
+
+
+# Documents (the documents issue): `closeloop render …` and `closeloop parse quote …`.
+from closeloop.parse_quote_cli import parse_group  # noqa: E402  (the lead folds `quote` into parse_cli's group)
+from closeloop.render_cli import render_group  # noqa: E402
+
+main.add_command(render_group)
+main.add_command(parse_group)
