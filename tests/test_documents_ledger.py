@@ -16,7 +16,7 @@ from sqlalchemy import select
 from closeloop.cli import main
 from closeloop.documents import company_from, issued_quote, quote_pdf, verify_returned_quote
 from flows.deals import Deal, Stage
-from flows.documents import aging_document, customer_named, invoice_document, quote_document, statement_document
+from flows.documents import aging_document, customer_named, quote_document, statement_document
 from flows.finance import record_payment
 from flows.invoices import Invoice
 from flows.steps import LineRequest, revise_quote
