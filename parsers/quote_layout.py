@@ -33,8 +33,8 @@ class Box:
 # Every page but the last: initials. The last page: signature, printed name, date.
 INITIALS = Box(MARGIN, 728.0, MARGIN + 120.0, 764.0)
 SIGNATURE = Box(MARGIN, 620.0, MARGIN + 240.0, 680.0)
-NAME = Box(300.0, 620.0, PAGE_WIDTH - MARGIN, 646.0)
-DATE = Box(300.0, 654.0, PAGE_WIDTH - MARGIN, 680.0)
+NAME = Box(300.0, 620.0, PAGE_WIDTH - MARGIN, 644.0)
+DATE = Box(300.0, 658.0, PAGE_WIDTH - MARGIN, 680.0)
 QR = Box(PAGE_WIDTH - MARGIN - 64.0, 28.0, PAGE_WIDTH - MARGIN, 92.0)
 CONTENT_BOTTOM = 700.0          # body text of every page ends above this
 LAST_CONTENT_BOTTOM = 596.0     # and of the last page above the signature block
@@ -44,18 +44,20 @@ ANCHOR_SIGNATURE, ANCHOR_NAME, ANCHOR_DATE, ANCHOR_INITIALS = "/sn1/", "/fn1/", 
 ANCHORS = (ANCHOR_SIGNATURE, ANCHOR_NAME, ANCHOR_DATE, ANCHOR_INITIALS)
 
 # Hidden markers at the start of each priced row, so a reader finds rows in any language.
-ROW_MARKER = re.compile(r"^\[\[(L\d+|NET|TAX\d+|TOTAL)\]\]$")
+# Letters and digits only: punctuation is mirrored or moved by the bidi algorithm on
+# right-to-left pages.
+ROW_MARKER = re.compile(r"^CLROW(L\d+|NET|TAX\d+|TOTAL)$")
 
 
 def line_marker(position: int) -> str:
-    return f"[[L{position}]]"
+    return f"CLROWL{position}"
 
 
 def tax_marker(rate_bp: int) -> str:
-    return f"[[TAX{rate_bp}]]"
+    return f"CLROWTAX{rate_bp}"
 
 
-NET_MARKER, TOTAL_MARKER = "[[NET]]", "[[TOTAL]]"
+NET_MARKER, TOTAL_MARKER = "CLROWNET", "CLROWTOTAL"
 
 # Metadata keys in the PDF's document information dictionary.
 META_QUOTE, META_VERSION, META_HASH, META_PAGES = "/CloseloopQuote", "/CloseloopVersion", "/CloseloopHash", \

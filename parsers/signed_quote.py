@@ -16,13 +16,13 @@ wrong; `needs_review` says what a person must look at."""
 from __future__ import annotations
 
 import io
+import logging
 import re
 import unicodedata
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-import pdfplumber
 from babel.numbers import get_decimal_symbol
 from pypdf import PdfReader
 
@@ -134,37 +134,79 @@ class _Document:
 def read(pdf: bytes) -> _Document:
     if not pdf.lstrip()[:5].startswith(b"%PDF"):
         raise PdfError(PdfErrorCode.NOT_A_PDF, "this file is not a PDF")
+    import pypdfium2
     try:
         reader = PdfReader(io.BytesIO(pdf))
         if reader.is_encrypted:
             raise PdfError(PdfErrorCode.ENCRYPTED, "the PDF is encrypted; send it without a password")
         metadata = {str(k): str(v) for k, v in (reader.metadata or {}).items()}
         widgets = _widgets(reader)
-        pages = []
-        with pdfplumber.open(io.BytesIO(pdf)) as document:
-            for index, page in enumerate(document.pages, start=1):
-                pages.append(_read_page(index, page))
+        # PDFium (C++) reads text with positions several times faster than pdfminer,
+        # which keeps a 3-page verification well inside its time budget.
+        document = pypdfium2.PdfDocument(pdf)
+        try:
+            pages = [_read_page(index, document[index - 1]) for index in range(1, len(document) + 1)]
+        finally:
+            document.close()
     except PdfError:
         raise
-    except Exception as error:  # pypdf/pdfminer raise many kinds for broken files
+    except Exception as error:  # pypdf/PDFium raise many kinds for broken files
         raise PdfError(PdfErrorCode.MALFORMED, f"the PDF cannot be read: {error}") from None
     return _Document(pages, metadata, widgets, pdf)
 
 
 def _read_page(index: int, page: Any) -> _Page:
+    """Words (glyphs in page order, left to right, as pdfplumber gives them), images and
+    drawings of one page, in points from the top-left."""
+    import ctypes
+
+    import pypdfium2.raw as pdfium
+    width, height = page.get_size()
+    textpage = page.get_textpage()
+    chars = []
+    red, green, blue, alpha = (ctypes.c_uint() for _ in range(4))
+    for i in range(textpage.count_chars()):
+        char = chr(pdfium.FPDFText_GetUnicode(textpage.raw, i))
+        if not char.strip() or char in "\ufffe\uffff":
+            continue
+        left, bottom, right, top = textpage.get_charbox(i, loose=True)
+        pdfium.FPDFText_GetFillColor(textpage.raw, i, red, green, blue, alpha)
+        size = pdfium.FPDFText_GetFontSize(textpage.raw, i)
+        chars.append((height - top, height - bottom, left, right, char, size, (red.value, green.value, blue.value)))
+    textpage.close()
     words, hidden = [], []
-    for word in page.extract_words(extra_attrs=["size", "non_stroking_color"], keep_blank_chars=False):
+    for word in _words(chars):
         (hidden if _is_hidden(word) else words).append(word)
-    height = float(page.height)
-    images = [(float(i["x0"]), height - float(i["y1"]), float(i["x1"]), height - float(i["y0"])) for i in page.images]
-    drawings = [(float(o["x0"]), float(o["top"]), float(o["x1"]), float(o["bottom"]))
-                for o in (*page.curves, *page.lines)]
-    drawings += [(float(r["x0"]), float(r["top"]), float(r["x1"]), float(r["bottom"])) for r in page.rects
-                 if r.get("fill") and (float(r["x1"]) - float(r["x0"])) < 200]
-    text = " ".join(w["text"] for w in words)
-    page_area = float(page.width) * height
+    images, drawings = [], []
+    for obj in page.get_objects(filter=[pdfium.FPDF_PAGEOBJ_IMAGE, pdfium.FPDF_PAGEOBJ_PATH]):
+        left, bottom, right, top = obj.get_bounds()
+        rect = (left, height - top, right, height - bottom)
+        (images if obj.type == pdfium.FPDF_PAGEOBJ_IMAGE else drawings).append(rect)
+    page.close()
+    lines: dict[float, list[dict[str, Any]]] = {}
+    for word in words:
+        lines.setdefault(round(word["bottom"]), []).append(word)
+    text = "\n".join(" ".join(w["text"] for w in sorted(line, key=lambda w: w["x0"]))
+                     for _, line in sorted(lines.items()))
+    page_area = width * height
     big_image = any((x1 - x0) * (bottom - top) > 0.6 * page_area for x0, top, x1, bottom in images)
     return _Page(index, words, hidden, images, drawings, text, scanned=big_image and len(words) < 5)
+
+
+def _words(chars: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+    """Glyphs on one line that touch make a word (a space or a gap ends it)."""
+    chars.sort(key=lambda c: (round((c[0] + c[1]) / 2), c[2]))
+    words: list[dict[str, Any]] = []
+    for top, bottom, left, right, char, size, color in chars:
+        last = words[-1] if words else None
+        if (last is not None and abs((last["top"] + last["bottom"]) / 2 - (top + bottom) / 2) < 1.0
+                and -0.5 < left - last["x1"] < max(0.8, size * 0.12) and abs(last["size"] - size) < 0.5):
+            last["text"] += char
+            last["x1"] = max(last["x1"], right)
+            continue
+        words.append({"text": char, "x0": left, "x1": right, "top": top, "bottom": bottom, "size": size,
+                      "non_stroking_color": tuple(c / 255 for c in color)})
+    return words
 
 
 def _is_hidden(word: dict[str, Any]) -> bool:
@@ -316,7 +358,7 @@ def _rows(doc: _Document, rtl: bool) -> dict[str, list[str]]:
                 else:
                     cells.append([word])
             texts = [" ".join(w["text"] for w in cell) for cell in cells]
-            rows[marker["text"][2:-2]] = texts[::-1] if rtl else texts
+            rows[L.ROW_MARKER.match(marker["text"])[1]] = texts[::-1] if rtl else texts
     return rows
 
 
@@ -400,6 +442,9 @@ def _digital_signatures(pdf: bytes, issued: IssuedQuote, reasons: list[Reason], 
     from pyhanko.sign.diff_analysis import ModificationLevel
     from pyhanko.sign.validation import validate_pdf_signature
     from pyhanko_certvalidator import ValidationContext
+    # An untrusted (e.g. self-signed) certificate is an answer we report, not an error
+    # for pyHanko to log with a traceback.
+    logging.getLogger("pyhanko.sign.validation").setLevel(logging.CRITICAL)
 
     try:
         reader = PdfFileReader(io.BytesIO(pdf), strict=False)

@@ -103,7 +103,8 @@ class DocumentPdf(FPDF):
                 resources.as_file(fonts.joinpath("DejaVuSans-Bold.ttf")) as bold:
             self.add_font(FONT, "", str(regular))
             self.add_font(FONT, "B", str(bold))
-        self.set_text_shaping(True)
+        if locale.rtl:  # HarfBuzz shaping for scripts that need it; Latin pages stay lean and fast to read
+            self.set_text_shaping(True)
         self.set_auto_page_break(False)
         self.set_margins(MARGIN, MARGIN, MARGIN)
         self.set_creator("closeloop")

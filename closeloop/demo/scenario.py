@@ -20,6 +20,7 @@ from adapters.slack import APPROVE_DISCOUNT
 from closeloop import migrate
 from closeloop.bootstrap import Embedded, apply_role_grants, build
 from closeloop.config import Settings
+from closeloop.demo import documents_scene
 from closeloop.demo.loopback_slack import APP, SIGNING_SECRET, TEAM, FakeSlackApi
 from closeloop.demo.slack_scene import FINANCE, MANAGER, PEOPLE, REP, ROLES, Answer, SlackScene, calls_json, describe
 from flows.billing import Subscription
@@ -86,6 +87,8 @@ def run_demo(out: Path) -> int:
         (out / name).unlink(missing_ok=True)
     for stale in (out / "outbox").glob("*.jsonl"):
         stale.unlink()
+    for stale in (out / "documents").glob("*.pdf"):
+        stale.unlink()
     with (out / "transcript.txt").open("w", encoding="utf-8") as file:
         import sys
         log = Transcript([sys.stdout, file])
@@ -109,6 +112,7 @@ def _write_calls(out: Path, api: FakeSlackApi) -> None:
 
 def _deal(out: Path, log: Transcript, api: FakeSlackApi) -> None:
     settings = Settings(database_url=f"sqlite:///{out}/closeloop.db", outbox_dir=out / "outbox",
+                        documents_dir=out / "documents",
                         timezone="Europe/Warsaw", relay_poll_seconds=0.05,
                         slack_bot_token="xoxb-demo", slack_signing_secret=SIGNING_SECRET,
                         slack_api_url=api.base_url, slack_team_id=TEAM, slack_app_id=APP,
@@ -176,7 +180,7 @@ def _quote_and_pipeline(log: Transcript, services: Any, scene: SlackScene, custo
         _show_posts(log, scene.api.calls[mark:])
     quote = ledger.read(lambda s: _quote_summary(s, deal_id))
     log.say(f"    {quote}")
-    log.not_yet("quote PDF in Polish", "rendering arrives with the documents issue")
+    documents_scene.show_quote(log, services, deal_id)
 
     log.say()
     log.say("   A bigger discount needs a manager (policy: over "
@@ -211,7 +215,7 @@ def _quote_and_pipeline(log: Transcript, services: Any, scene: SlackScene, custo
                  "licensed, billing", lambda: ledger.run(
                      record_signature, deal_id, version=1, signer=MANAGER,
                      evidence={"method": "demo", "note": "signed on paper by Anna Kowalska"}))
-    log.not_yet("verifying the returned signed PDF", "the documents issue")
+    documents_scene.verify_returned(log, services, deal_id, signer="Anna Kowalska")
     log.say()
     log.say("4. The pipeline ran on its own: deal won -> invoice -> license -> billing")
     stage = _wait_for(ledger, deal_id, Stage.BILLING_ACTIVE)
@@ -223,8 +227,8 @@ def _quote_and_pipeline(log: Transcript, services: Any, scene: SlackScene, custo
     log.say("  ✓ and told the deal's thread in Slack:")
     _show_posts(log, scene.api.calls[mark:])
     invoice = ledger.read(lambda s: s.scalar(select(Invoice).where(Invoice.deal_id == deal_id)))
-    log.not_yet("invoice PDF with Factur-X XML, emailed to faktury@…",
-                "the documents and billing issues; see outbox/invoice.deliver.jsonl")
+    documents_scene.show_invoice(log, services, invoice.number)
+    log.not_yet("the invoice PDF emailed to faktury@…", "the billing issue; see outbox/invoice.deliver.jsonl")
     log.not_yet("signed license key provisioned to the product", "the billing issue")
     log.say()
     log.say("5. First recurring charge")
@@ -240,6 +244,7 @@ def _quote_and_pipeline(log: Transcript, services: Any, scene: SlackScene, custo
                 f"overdue, balance {Money(item.balance, item.currency)}")
     log.slack(scene, FINANCE, "/invoice", invoice.number)
     log.slack(scene, FINANCE, "/collect", "Kowalski Logistics")
+    documents_scene.show_aging(log, services, invoice.customer_id, today)
     log.not_yet("overdue reminder email with the aging report", "the billing and collections issue")
     log.say()
     log.say("7. Completeness")
