@@ -104,8 +104,9 @@ def _cii(root: etree._Element) -> ExtractedInvoice:
     return ExtractedInvoice(
         source="xml",
         number=_text(header, "ID") if header is not None else None,
-        issue_date=_date(_text(header, "IssueDateTime/DateTimeString")) if header is not None else None,
-        due_date=_date(_text(root, "/SpecifiedTradePaymentTerms/DueDateDateTime/DateTimeString")),
+        issue_date=_date(_text(header, "IssueDateTime/DateTimeString") or _text(header, "IssueDateTime")) if header is not None else None,
+        due_date=_date(_text(root, "/SpecifiedTradePaymentTerms/DueDateDateTime/DateTimeString")
+                       or _text(root, "/SpecifiedTradePaymentTerms/DueDateDateTime")),
         seller=_text(seller, "Name") if seller is not None else None,
         buyer=_text(buyer, "Name") if buyer is not None else None,
         seller_vat_id=_party_vat(seller), buyer_vat_id=_party_vat(buyer),
