@@ -253,7 +253,7 @@ TOTAL = _labels(
         gross\s*(?:total|amount)
         bruttosumme
         bruttobetrag
-        gesamtbetrag(?:\s*brutto)?
+        gesamtbetrag(?:\s*brutto)?(?!\s*der\s*(?:zu|ab)schl)
         rechnungsbetrag
         rechnungssumme(?:\s*brutto)?
         endbetrag
@@ -282,6 +282,13 @@ TOTAL = _labels(
     """),
     (0.7, r"""
         amount\s*due
+        (?:due|total)\s*payable
+        (?:amount|sum)\s*payable
+        payable\s*amount
+        montant\s*(?:a\s*payer|du)
+        importe\s*a\s*pagar
+        totale\s*da\s*pagare
+        suma\s*do\s*zaplaty
         balance\s*due
         total\s*due
         zahlbetrag

@@ -165,11 +165,19 @@ def _after(hit: Hit) -> list[tuple[str, float, Cell, int]]:
     places = [(cell.text[hit.end:stop], 1.0, cell, hit.end)]
     line = _document.lines[cell.line]
     index = line.index(cell)
-    if index + 1 < len(line):
-        nxt = line[index + 1]
+    for nxt in line[index + 1:]:   # the next cells of the line, past a lone "EUR" or "€"
         labelled = [h.start for h in _hits_in(nxt)]
         cut = min(labelled) if labelled else len(nxt.text)
-        places.append((nxt.text[:cut], 0.9, nxt, 0))
+        if cut:
+            places.append((nxt.text[:cut], 0.9, nxt, 0))
+        if labelled or re.search(r"\d", nxt.text[:cut]):
+            break
+    # a value set beside a label that wraps onto two lines sits a half line up or down
+    for near in _document.lines[max(0, cell.line - 1): cell.line + 2]:
+        for other in near:
+            if (other.page == cell.page and other.line != cell.line and other.x0 >= hit.x1 - 1
+                    and other.top < cell.bottom and other.bottom > cell.top):
+                places.append((other.text, 0.85, other, 0))
     x0, x1 = hit.x0, hit.x1
     for below in _document.lines[cell.line + 1: cell.line + 1 + LINES_BELOW]:
         for other in below:
