@@ -209,8 +209,8 @@ def _number_candidates() -> list[tuple[str, float]]:
     out = []
     for hit in _labelled("number"):
         for text, where, _cell, _ in _after(hit):
-            if hit.weight < 1.0 and where < 1.0:
-                continue   # a bare "invoice"/"Nr." only counts with its value right after it
+            if hit.weight < 1.0 and (where < 0.9 or where < 1.0 and hit.cell.text[hit.end:].strip()):
+                continue   # a bare "invoice"/"N°" only counts with its value right after it
             match = _NUMBER_TOKEN.match(text)
             if not match:
                 continue
@@ -239,7 +239,8 @@ def _date_candidates(name: str) -> list[tuple[date, float]]:
                     score *= _early(cell)
                     if id(cell) in numbered:
                         score += 0.3    # "Invoice No. 123 dated 2026-01-31": the number's own date
-                    if re.search(r"version|stylesheet|gedruckt|printed", cell.folded):
+                    line_text = " ".join(c.folded for c in _document.lines[cell.line])
+                    if re.search(r"version|stylesheet|gedruckt|printed", line_text):
                         score *= 0.3    # the date of a template or a print run, not of the invoice
                 out.append((first, score))
     return out
@@ -316,22 +317,37 @@ _NOT_A_NAME = re.compile(r"^\s*(?:nummer|number|no\.?|nr\.?|id|gln|kunden-?nr|cu
                          r"phone|e-?mail|fax|ust|vat|steuer|tax|siret|siren|www\.|http|\d)", re.I)
 
 
+_QUALIFIER = re.compile(r"^(?:trade\s*name|name|details|info\w*|address|adresse|data|dane|duomenys)?$")
+_NUMBERED = re.compile(r"(?:nummer|number|nr\.?|no\.?|gln|duns|id)\b.*\d")
+
+
 def _party(name: str) -> tuple[str | None, float]:
-    for hit in _labelled(name):
+    """The name under (or after) a seller/buyer label; "Name: X" lines preferred."""
+    hits = sorted(_labelled(name), key=lambda h: (h.cell.text[h.end:].strip(" :-") != "", h.cell.line))
+    for hit in hits:
         cell = hit.cell
         rest = cell.text[hit.end:].strip(" :-–/")
-        rest = re.sub(r"^(?:/\s*\w+\s*)?[:\-]?\s*", "", rest) if rest.startswith("/") else rest
-        if len(re.sub(r"[^\w]", "", rest)) >= 3 and not _hits_in(cell)[1:] and not _NOT_A_NAME.match(rest):
+        if hit.start == 0 and len(re.sub(r"[^\w]", "", rest)) >= 3 and not _QUALIFIER.match(fold(rest)) \
+                and not _NOT_A_NAME.match(rest) and len(_hits_in(cell)) == 1:
             return _clean_name(rest), 0.7
-        below = [c for line in _document.lines[cell.line + 1: cell.line + 6] for c in line
+        if hit.start > 0 and not _QUALIFIER.match(fold(rest)):
+            continue   # "LOGO LE FOURNISSEUR": the word in a line, not a heading
+        below = [c for line in _document.lines[cell.line + 1: cell.line + 7] for c in line
                  if c.page == cell.page and c.x0 <= hit.x1 + 20 and c.x1 >= hit.x0 - 4]
-        named = [c for c in below if re.match(r"^\s*name\s*:", c.folded)]
-        if named:
-            return _clean_name(re.sub(r"^\s*name\s*:\s*", "", named[0].text, flags=re.I)), 0.8
         for c in below:
-            if _hits_in(c) or _NOT_A_NAME.match(c.text) or len(re.sub(r"[^\w]", "", c.text)) < 3:
+            text, score = c.text, 0.6
+            if re.match(r"^\s*name\s*:", c.folded):
+                text, score = re.sub(r"^\s*name\s*:\s*", "", c.text, flags=re.I), 0.8
+                if not text.strip():
+                    line = _document.lines[c.line]
+                    following = line[line.index(c) + 1:]
+                    text = following[0].text if following else ""
+            folded = fold(text)
+            if any(h.start == 0 and h.end >= len(c.folded.rstrip(" :")) for h in _hits_in(c)):
+                continue   # another heading ("Rechnungsempfänger")
+            if _NOT_A_NAME.match(text) or _NUMBERED.search(folded) or len(re.sub(r"[^\w]", "", text)) < 3:
                 continue
-            return _clean_name(c.text), 0.6
+            return _clean_name(text), score
     return None, 0.0
 
 
