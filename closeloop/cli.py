@@ -281,3 +281,18 @@ def demo_command(out: Path) -> None:
     """Drive a realistic deal through the whole loop on embedded defaults."""
     from closeloop.demo.scenario import run_demo
     sys.exit(run_demo(out))
+
+
+# `closeloop parse …`: readers of documents. (The lead merges this group with the mail
+# reader's `parse` group from closeloop/parse_cli.py: both only add commands to it.)
+@main.group("parse")
+def parse_group() -> None:
+    """Read documents: invoice PDFs (and, from other modules, quotes and emails)."""
+
+
+def _register_parse_commands() -> None:
+    from closeloop.parse_invoice_cli import invoice_command
+    parse_group.add_command(invoice_command)
+
+
+_register_parse_commands()

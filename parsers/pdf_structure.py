@@ -136,14 +136,33 @@ DATA_ATTACHMENTS = (".xml", ".txt", ".csv", ".json", ".pdf", ".png", ".jpg", ".j
 _FILE_NAME = re.compile(rb"/(?:UF|F)\s*(\((?:\\.|[^\\)]){0,400}\)|<[0-9A-Fa-f\s]{0,1600}>)", re.S)
 
 
+_ESCAPES = {b"n": b"\n", b"r": b"\r", b"t": b"\t", b"b": b"\b", b"f": b"\f"}
+
+
 def _pdf_string(token: bytes) -> str:
     if token.startswith(b"<"):
-        raw = bytes.fromhex(re.sub(rb"\s", b"", token[1:-1]).decode())
+        hexdigits = re.sub(rb"[^0-9A-Fa-f]", b"", token[1:-1])
+        raw = bytes.fromhex((hexdigits + b"0" * (len(hexdigits) % 2)).decode())
     else:
-        raw = re.sub(rb"\\(.)", lambda m: m.group(1), token[1:-1])
+        raw = re.sub(rb"\\([0-7]{1,3}|.)",
+                     lambda m: bytes([int(m.group(1), 8) & 0xFF]) if m.group(1)[:1].isdigit()
+                     else _ESCAPES.get(m.group(1), m.group(1)), token[1:-1], flags=re.S)
     if raw.startswith(b"\xfe\xff"):
         return raw[2:].decode("utf-16-be", "replace")
     return raw.decode("latin-1")
+
+
+_PROGRAM_MAGIC = (b"MZ", b"\x7fELF", b"#!", b"PK\x03\x04", b"\xca\xfe\xba\xbe", b"\xcf\xfa\xed\xfe")
+_PROGRAM_TYPES = re.compile(rb"/Subtype\s*/(?:application#2F(?:x-msdownload|x-executable|x-msdos-program|"
+                            rb"x-sh|x-dosexec|vnd\.microsoft\.portable-executable|java-archive|x-bat))", re.I)
+
+
+def _enclosing_object(text: bytes, position: int) -> bytes:
+    start = text.rfind(b" obj", 0, position)
+    end = text.find(b"endobj", position)
+    start = max(0, position - 2000) if start < 0 or position - start > 4000 else start
+    end = min(len(text), position + 2000) if end < 0 or end - position > 4000 else end
+    return text[start:end]
 
 
 def _scan_active(text: bytes) -> None:
@@ -151,25 +170,37 @@ def _scan_active(text: bytes) -> None:
         what = _ACTIVE_NAMES.get(_name(match.group(1)))
         if what:
             raise PdfError(PdfErrorCode.ACTIVE_CONTENT, f"the PDF contains {what}")
-    for match in re.finditer(rb"/EF\s*<<|/Type\s*/EmbeddedFile\b|/Type\s*/Filespec\b", text):
-        window = text[max(0, match.start() - 1500):match.end() + 1500]
-        names = [_pdf_string(m.group(1)) for m in _FILE_NAME.finditer(window)]
-        names = [n for n in names if n.strip()]
-        bad = [n for n in names if not n.lower().endswith(DATA_ATTACHMENTS)]
-        if bad or not names:
-            raise PdfError(PdfErrorCode.ACTIVE_CONTENT,
-                           f"the PDF carries an embedded file that is not data: {bad[0] if bad else 'unnamed'}")
+    # attachments: by the name their file specification gives them …
+    for match in re.finditer(rb"/EF\s*<<|/Type\s*/Filespec\b", text):
+        names = [_pdf_string(m.group(1)) for m in _FILE_NAME.finditer(_enclosing_object(text, match.start()))]
+        bad = [n for n in names if n.strip() and not n.strip().lower().endswith(DATA_ATTACHMENTS)]
+        if bad:
+            raise PdfError(PdfErrorCode.ACTIVE_CONTENT, f"the PDF carries an embedded file that is not data: {bad[0]}")
+    # … and by the declared type of the embedded stream
+    if _PROGRAM_TYPES.search(text):
+        raise PdfError(PdfErrorCode.ACTIVE_CONTENT, "the PDF carries an embedded program")
+
+
+def _embedded_programs(pdf: bytes, stream_list: list[Stream], inflate_limit: int) -> None:
+    """… and by what the embedded file's bytes are (an .exe renamed to .xml is still MZ)."""
+    for stream in stream_list:
+        if re.search(rb"/Type\s*/EmbeddedFile\b", stream.dictionary):
+            data = inflate(stream, inflate_limit) if _filters(stream.dictionary) else stream.data
+            if data and data.lstrip()[:4].startswith(_PROGRAM_MAGIC):
+                raise PdfError(PdfErrorCode.ACTIVE_CONTENT, "the PDF carries an embedded program")
 
 
 def check_active_content(pdf: bytes, inflate_limit: int) -> None:
     """JavaScript, launch actions, embedded executables — in the plain objects and in
     compressed object streams (where a hostile file would hide them)."""
     _scan_active(pdf)
-    for stream in streams(pdf):
+    stream_list = streams(pdf)
+    for stream in stream_list:
         if re.search(rb"/Type\s*/ObjStm", stream.dictionary):
             data = inflate(stream, inflate_limit)
             if data:
                 _scan_active(data)
+    _embedded_programs(pdf, stream_list, inflate_limit)
 
 
 # --- incremental updates and signatures ------------------------------------------------
