@@ -13,10 +13,13 @@ from stdnum import iban as stdnum_iban
 from stdnum.eu import vat as stdnum_vat
 
 
+_UNDECOMPOSED = str.maketrans({"ł": "l", "Ł": "l", "ø": "o", "Ø": "o", "đ": "d", "Đ": "d", "ı": "i"})
+
+
 def fold(text: str) -> str:
     """Lower case without accents, SAME LENGTH as the input (offsets stay valid)."""
     out = []
-    for char in text:
+    for char in text.translate(_UNDECOMPOSED):
         plain = "".join(c for c in unicodedata.normalize("NFKD", char) if not unicodedata.combining(c)).lower()
         out.append(plain if len(plain) == 1 else char.lower()[:1] or char)
     return "".join(out)
