@@ -267,7 +267,7 @@ def content_changing_updates(pdf: bytes) -> list[Revision]:
         bodies = _bodies(pdf, revision.start, revision.end)
         if revision.index:
             protected = set()
-            for number, body in known.items():
+            for body in known.values():
                 if _PAGE.search(body):
                     contents = _CONTENTS.search(body)
                     protected |= {int(r) for r in _REF.findall(contents.group(1))} if contents else set()
