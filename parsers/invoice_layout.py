@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import itertools
 import re
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -70,6 +71,7 @@ class Document:
     cells: list[Cell]
     lines: list[list[Cell]]
     hits: list[Hit] = field(default_factory=list)
+    hits_by_cell: dict[int, list[Hit]] = field(default_factory=dict)
     month_first: bool = False
 
     @property
@@ -163,7 +165,7 @@ def _after(hit: Hit) -> list[tuple[str, float, Cell, int]]:
     later = [h.start for h in _hits_in(cell) if h.start >= hit.end]
     stop = min(later) if later else len(cell.text)
     places = [(cell.text[hit.end:stop], 1.0, cell, hit.end)]
-    line = _document.lines[cell.line]
+    line = _doc().lines[cell.line]
     index = line.index(cell)
     for nxt in line[index + 1:]:   # the next cells of the line, past a lone "EUR" or "€"
         labelled = [h.start for h in _hits_in(nxt)]
@@ -173,13 +175,13 @@ def _after(hit: Hit) -> list[tuple[str, float, Cell, int]]:
         if labelled or re.search(r"\d", nxt.text[:cut]):
             break
     # a value set beside a label that wraps onto two lines sits a half line up or down
-    for near in _document.lines[max(0, cell.line - 1): cell.line + 2]:
+    for near in _doc().lines[max(0, cell.line - 1): cell.line + 2]:
         for other in near:
             if (other.page == cell.page and other.line != cell.line and other.x0 >= hit.x1 - 1
                     and other.top < cell.bottom and other.bottom > cell.top):
                 places.append((other.text, 0.85, other, 0))
     x0, x1 = hit.x0, hit.x1
-    for below in _document.lines[cell.line + 1: cell.line + 1 + LINES_BELOW]:
+    for below in _doc().lines[cell.line + 1: cell.line + 1 + LINES_BELOW]:
         for other in below:
             if other.page == cell.page and other.x0 <= x1 + 6 and other.x1 >= x0 - 6:
                 labelled = [h.start for h in _hits_in(other)]
@@ -188,16 +190,21 @@ def _after(hit: Hit) -> list[tuple[str, float, Cell, int]]:
     return places
 
 
-_document: Document   # the document being read (set by extract_from_layout; one per process call)
-_hits_by_cell: dict[int, list[Hit]] = {}
+# The document being read: set by extract_from_layout for the helpers below (a context
+# variable, so concurrent reads in threads do not see each other's document).
+_current: ContextVar[Document] = ContextVar("invoice_layout_document")
+
+
+def _doc() -> Document:
+    return _current.get()
 
 
 def _hits_in(cell: Cell) -> list[Hit]:
-    return _hits_by_cell.get(id(cell), [])
+    return _doc().hits_by_cell.get(id(cell), [])
 
 
 def _labelled(name: str) -> list[Hit]:
-    return [h for h in _document.hits if h.field == name]
+    return [h for h in _doc().hits if h.field == name]
 
 
 # --- fields ---------------------------------------------------------------------------
@@ -228,7 +235,7 @@ def _date_candidates(name: str) -> list[tuple[date, float]]:
     numbered = {id(h.cell) for h in _labelled("number") if h.weight >= 1.0}
     for hit in _labelled(name):
         for text, where, cell, _ in _after(hit):
-            found = dates_in(text, _document.month_first)
+            found = dates_in(text, _doc().month_first)
             if found:
                 # a date right after the label is its value; later ones in the text less so
                 first, start, _ = found[0]
@@ -239,7 +246,7 @@ def _date_candidates(name: str) -> list[tuple[date, float]]:
                     score *= _early(cell)
                     if id(cell) in numbered:
                         score += 0.3    # "Invoice No. 123 dated 2026-01-31": the number's own date
-                    line_text = " ".join(c.folded for c in _document.lines[cell.line])
+                    line_text = " ".join(c.folded for c in _doc().lines[cell.line])
                     if re.search(r"version|stylesheet|gedruckt|printed", line_text):
                         score *= 0.3    # the date of a template or a print run, not of the invoice
                 out.append((first, score))
@@ -288,7 +295,7 @@ def _top(candidates: list[tuple[Decimal, float]], k: int = 6) -> list[tuple[Deci
     return ranked + [(None, 0.0)]
 
 
-def _money(document: Document) -> tuple[dict[str, Decimal | None], dict[str, float]]:
+def _money(_document: Document) -> tuple[dict[str, Decimal | None], dict[str, float]]:
     nets, taxes, totals = (_top(_amount_candidates(n)) for n in ("net", "tax", "total"))
     best, best_score, consistent = (None, None, None), -1.0, False
     for (net, sn), (tax, st), (total, sg) in itertools.product(nets, taxes, totals):
@@ -332,14 +339,14 @@ def _party(name: str) -> tuple[str | None, float]:
             return _clean_name(rest), 0.7
         if hit.start > 0 and not _QUALIFIER.match(fold(rest)):
             continue   # "LOGO LE FOURNISSEUR": the word in a line, not a heading
-        below = [c for line in _document.lines[cell.line + 1: cell.line + 7] for c in line
+        below = [c for line in _doc().lines[cell.line + 1: cell.line + 7] for c in line
                  if c.page == cell.page and c.x0 <= hit.x1 + 20 and c.x1 >= hit.x0 - 4]
         for c in below:
             text, score = c.text, 0.6
             if re.match(r"^\s*name\s*:", c.folded):
                 text, score = re.sub(r"^\s*name\s*:\s*", "", c.text, flags=re.I), 0.8
                 if not text.strip():
-                    line = _document.lines[c.line]
+                    line = _doc().lines[c.line]
                     following = line[line.index(c) + 1:]
                     text = following[0].text if following else ""
             folded = fold(text)
@@ -357,7 +364,7 @@ def _clean_name(text: str) -> str:
 
 def _header_seller() -> tuple[str | None, float]:
     """No seller label: the biggest text near the top of page one is usually the issuer."""
-    top = [c for c in _document.cells if c.page == 0 and not _hits_in(c) and len(re.sub(r"[^\w]", "", c.text)) >= 3
+    top = [c for c in _doc().cells if c.page == 0 and not _hits_in(c) and len(re.sub(r"[^\w]", "", c.text)) >= 3
            and not _NOT_A_NAME.match(c.text)]
     if not top:
         return None, 0.0
@@ -373,7 +380,7 @@ def _currency() -> tuple[str | None, float]:
             codes = currencies_in(text)
             if codes:
                 return codes[0], 0.95 * where
-    codes = currencies_in(_document.text)
+    codes = currencies_in(_doc().text)
     if not codes:
         return None, 0.0
     winner = max(set(codes), key=codes.count)
@@ -395,12 +402,12 @@ def _line_items() -> list[InvoiceLine]:
     header = re.compile(r"(?<!\w)(description|beschreibung|bezeichnung|designation|artikel|opis|nazwa|aprasymas|"
                         r"pavadinimas|deskripsi|uraian|descripcion|concepto|descrizione|omschrijving|תיאור|פריט)")
     items: list[InvoiceLine] = []
-    start = next((i for i, line in enumerate(_document.lines) if any(header.search(c.folded) for c in line)), None)
+    start = next((i for i, line in enumerate(_doc().lines) if any(header.search(c.folded) for c in line)), None)
     if start is None:
         return items
-    end_lines = {h.cell.line for h in _document.hits if h.field in ("net", "total", "tax") and h.weight >= 1.0}
-    stop = min([i for i in end_lines if i > start] or [len(_document.lines)])
-    for line in _document.lines[start + 1: stop]:
+    end_lines = {h.cell.line for h in _doc().hits if h.field in ("net", "total", "tax") and h.weight >= 1.0}
+    stop = min([i for i in end_lines if i > start] or [len(_doc().lines)])
+    for line in _doc().lines[start + 1: stop]:
         text = "   ".join(c.text for c in line)
         found = [f for f in amounts_in(text) if f[3]]
         words = re.sub(r"[\d.,%€$£\s\-]+", " ", text).strip()
@@ -417,37 +424,43 @@ def _line_items() -> list[InvoiceLine]:
 
 
 def extract_from_layout(pdf: bytes) -> ExtractedInvoice:
-    global _document, _hits_by_cell
     cells, lines = _cells(pdf)
     if not any(c.text.strip() for c in cells):
         raise PdfError(PdfErrorCode.NO_TEXT, "the PDF has no readable text (an image or a scan?): needs review")
-    _document = Document(cells, lines)
-    _find_labels(_document)
-    _hits_by_cell = {}
-    for hit in _document.hits:
-        _hits_by_cell.setdefault(id(hit.cell), []).append(hit)
-    _document.month_first = _month_first(_document.text)
+    document = Document(cells, lines)
+    _find_labels(document)
+    for hit in document.hits:
+        document.hits_by_cell.setdefault(id(hit.cell), []).append(hit)
+    document.month_first = _month_first(document.text)
+    token = _current.set(document)
+    try:
+        return _read(document)
+    finally:
+        _current.reset(token)
+
+
+def _read(document: Document) -> ExtractedInvoice:
 
     confidence: dict[str, float] = {}
     number, confidence["number"] = _best(_number_candidates())
     issue, confidence["issue_date"] = _best(_date_candidates("issue_date"))
     if issue is None:
-        dated = dates_in(_document.text, _document.month_first)
+        dated = dates_in(_doc().text, _doc().month_first)
         if dated:
             issue, confidence["issue_date"] = dated[0][0], 0.3
     due, confidence["due_date"] = _best(_date_candidates("due_date"))
     if due is not None and issue is not None and due < issue:
         due, confidence["due_date"] = None, 0.0
-    money, money_confidence = _money(_document)
+    money, money_confidence = _money(document)
     confidence.update(money_confidence)
     currency, confidence["currency"] = _currency()
     seller, confidence["seller"] = _party("seller")
     if seller is None:
         seller, confidence["seller"] = _header_seller()
     buyer, confidence["buyer"] = _party("buyer")
-    ibans = ibans_in(_document.text)
+    ibans = ibans_in(_doc().text)
     confidence["iban"] = 0.95 if ibans else 0.0
-    vats = [v for v, valid in vat_ids_in(_document.text) if valid]
+    vats = [v for v, valid in vat_ids_in(_doc().text) if valid]
     distinct = list(dict.fromkeys(vats))
     confidence["seller_vat_id"] = 0.6 if distinct else 0.0
     confidence["buyer_vat_id"] = 0.5 if len(distinct) > 1 else 0.0

@@ -193,8 +193,14 @@ def _embedded_programs(pdf: bytes, stream_list: list[Stream], inflate_limit: int
 def check_active_content(pdf: bytes, inflate_limit: int) -> None:
     """JavaScript, launch actions, embedded executables — in the plain objects and in
     compressed object streams (where a hostile file would hide them)."""
-    _scan_active(pdf)
     stream_list = streams(pdf)
+    # names are looked for in the objects, not in stream data (base64 text has "/JS" in it)
+    skeleton, last = [], 0
+    for stream in stream_list:
+        skeleton.append(pdf[last:stream.start])
+        last = stream.start + len(stream.data)
+    skeleton.append(pdf[last:])
+    _scan_active(b"\n".join(skeleton))
     for stream in stream_list:
         if re.search(rb"/Type\s*/ObjStm", stream.dictionary):
             data = inflate(stream, inflate_limit)

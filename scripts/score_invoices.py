@@ -25,7 +25,7 @@ from closeloop.config import load_settings  # noqa: E402
 from closeloop.pdf_limits import pdf_limits  # noqa: E402
 
 # Recorded from the measured figure (see README "Reading invoice PDFs"); CI fails below it.
-DEFAULT_MIN_WHOLE = 0.90
+DEFAULT_MIN_WHOLE = 0.93   # measured 94.4% (153/162) on 2026-12-01; one document of slack
 
 
 def read(pdf: bytes, limits) -> tuple[dict | None, str, float]:  # type: ignore[no-untyped-def]
