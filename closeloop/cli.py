@@ -283,9 +283,9 @@ def demo_command(out: Path) -> None:
     sys.exit(run_demo(out))
 
 
-# Documents (the documents issue): `closeloop render …` and `closeloop parse quote …`.
-from closeloop.parse_quote_cli import parse_group  # noqa: E402  (the lead folds `quote` into parse_cli's group)
+# `closeloop render …` (documents) and `closeloop parse reply|invoice|quote` (readers).
+from closeloop.parse_cli import parse as _parse_group  # noqa: E402
 from closeloop.render_cli import render_group  # noqa: E402
 
 main.add_command(render_group)
-main.add_command(parse_group)
+main.add_command(_parse_group)

@@ -31,6 +31,12 @@ class Settings(BaseSettings):
     discount_approval_percent: int = Field(15, alias="CLOSELOOP_DISCOUNT_APPROVAL_PERCENT", ge=0, le=100,
                                            description="discounts above this need a manager's approval")
 
+    # Reading PDFs (adapters/pdf_sandbox.py): each read runs in a child process within these limits.
+    pdf_timeout_seconds: float = Field(20.0, alias="CLOSELOOP_PDF_TIMEOUT_SECONDS", gt=0, le=600)
+    pdf_memory_mb: int = Field(1024, alias="CLOSELOOP_PDF_MEMORY_MB", ge=128, le=65536)
+    pdf_max_bytes: int = Field(50 << 20, alias="CLOSELOOP_PDF_MAX_BYTES", ge=1024,
+                               description="larger files are refused before anything parses them")
+
     # Slack. Without a bot token and signing secret, Slack stays off and posts go to the file sink.
     slack_bot_token: str | None = Field(None, alias="SLACK_BOT_TOKEN")
     slack_signing_secret: str | None = Field(None, alias="SLACK_SIGNING_SECRET")

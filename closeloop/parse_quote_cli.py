@@ -131,9 +131,3 @@ def _issued_from_database(pdf: bytes, number: str | None) -> IssuedQuote:
         raise
     finally:
         services.close()
-
-
-# `closeloop parse …`: the mail-text branch brings the shared `parse` group (parse_cli.py);
-# until the two meet, this group carries `quote` alone.
-parse_group = click.Group("parse", help="Read documents and messages: print what they say.")
-parse_group.add_command(parse_quote_command)

@@ -21,5 +21,8 @@ class PdfError(Exception):
         super().__init__(f"{code.value}: {message}")
         self.code, self.message = code, message
 
+    def __reduce__(self):  # crosses the worker-process boundary intact
+        return (type(self), (self.code, self.message))
+
     def as_json(self) -> dict[str, str]:
         return {"error": self.code.value, "message": self.message}
