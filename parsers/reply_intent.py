@@ -27,7 +27,7 @@ UNSUBSCRIBE = _any(
     r"atsisakyti (?:prenumeratos|naujienlaiškio)", r"nebesiųskite", r"nesiųskite (?:man|mums)",  # lt
     r"berhenti berlangganan", r"jangan (?:kirim|mengirim)(?:kan)? (?:email|surel|pesan)? ?lagi",  # id
     r"hapus (?:saya|kami) dari",
-    r"отпис(?:аться|ать|ывайте|шите)", r"не (?:присылайте|отправляйте|пишите) (?:мне|нам)",    # ru
+    r"отпи[сш]\w*", r"не (?:присылайте|отправляйте|пишите) (?:мне|нам)",    # ru
     r"הסר(?:ו)? אותי", r"להסיר אותי", r"הסרה מרשימ", r"אל תשלחו", r"תפסיקו לשלוח",               # he
     r"avregistrera", r"afmeld", r"meld (?:meg|mig) av",                                          # sv, da, no
 )

@@ -105,12 +105,26 @@ def _signature_block_start(lines: list[str], end: int) -> int | None:
         first = body[paragraph[0]]
         rest = paragraph[1:]
         if looks_like_name(first) and all(_short(body[m], 60) and not _clean(body[m]).endswith("?") for m in rest) \
-                and (len(paragraph) == 1 and len(first.split()) >= 2 or any(_contact_like(body[m]) for m in rest)
+                and (len(paragraph) == 1 and _lone_name(first) or any(_contact_like(body[m]) for m in rest)
                      or rest and all(looks_like_name(body[m]) for m in rest)):
             return paragraph[0]
     if _DASH_NAME.match(body[last]) and last > filled[0] and looks_like_name(_clean(body[last]).lstrip("-–—~ ")):
         return last
     return None
+
+
+# One-word lines that end replies without being names.
+_NOT_NAMES = {"yes", "no", "ok", "okay", "sure", "done", "agreed", "perfect", "great", "fine", "ja", "nein", "oui",
+              "non", "sí", "si", "tak", "nie", "taip", "ne", "ya", "tidak", "да", "нет", "כן", "לא"}
+
+
+def _lone_name(line: str) -> bool:
+    """A last paragraph of one line is a name: "Ann Lee", or one capitalized word ("Ann")."""
+    words = _clean(line).split()
+    if len(words) >= 2:
+        return True
+    word = words[0] if words else ""
+    return word.isalpha() and not word.isupper() and len(word) <= 20 and word.lower() not in _NOT_NAMES
 
 
 def _is_sign_off(line: str) -> bool:
