@@ -1,0 +1,104 @@
+"""Message kinds from sample .eml files: auto-replies (and people who only look like
+them), RFC 3464 delivery reports and the non-standard bounce notices."""
+from __future__ import annotations
+
+from email import policy
+from email.parser import BytesParser
+from pathlib import Path
+
+import pytest
+
+from parsers.email_kind import Bounce, MessageKind, classify_message
+
+FIXTURES = Path(__file__).parent / "fixtures" / "email"
+
+
+def kind_of(name: str):
+    return classify_message(BytesParser(policy=policy.default).parsebytes((FIXTURES / name).read_bytes()))
+
+
+@pytest.mark.parametrize("name, reason_start", [
+    ("ooo_auto_submitted.eml", "Auto-Submitted: auto-replied"),
+    ("ooo_subject_de.eml", "out-of-office subject"),
+    ("ooo_outlook_en.eml", "out-of-office subject"),
+    ("ooo_body_pl.eml", "out-of-office text"),
+    ("read_receipt.eml", "multipart/report; report-type=disposition-notification"),
+    ("dsn_delivered.eml", "multipart/report: delivery report, Action: delivered"),
+])
+def test_auto_replies(name, reason_start):
+    kind = kind_of(name)
+    assert kind.kind is MessageKind.AUTO_REPLY
+    assert kind.reason.startswith(reason_start)
+    assert kind.bounce is None
+
+
+@pytest.mark.parametrize("name", ["human_outlook_reply.eml", "human_quotes_ooo.eml", "signed_reply.eml"])
+def test_people_are_not_auto_replies(name):
+    """Outlook's X-Auto-Response-Suppress on a person's reply, and an out-of-office notice
+    in the quoted history, do not make a message automatic."""
+    assert kind_of(name).kind is MessageKind.REPLY
+
+
+@pytest.mark.parametrize("header", ["X-Autoreply: yes", "X-Autorespond: vacation", "Precedence: auto_reply",
+                                    "Precedence: bulk", "Precedence: junk", "Auto-Submitted: auto-generated"])
+def test_auto_reply_headers(header):
+    raw = f"From: a@example.com\nSubject: Re: Quote\n{header}\n\nThanks for your mail.\n".encode()
+    assert classify_message(BytesParser(policy=policy.default).parsebytes(raw)).kind is MessageKind.AUTO_REPLY
+
+
+@pytest.mark.parametrize("header", ["Auto-Submitted: no", "Precedence: list", "X-Auto-Response-Suppress: All"])
+def test_headers_that_do_not_make_an_auto_reply(header):
+    raw = f"From: a@example.com\nSubject: Re: Quote\n{header}\n\nWhen can we start?\n".encode()
+    assert classify_message(BytesParser(policy=policy.default).parsebytes(raw)).kind is MessageKind.REPLY
+
+
+def test_a_person_mentioning_vacation_in_the_subject_is_a_person():
+    raw = "From: a@example.com\nSubject: Re: Vacation days in the contract\n\nCan we add 5 days?\n".encode()
+    assert classify_message(BytesParser(policy=policy.default).parsebytes(raw)).kind is MessageKind.REPLY
+
+
+def test_dsn_permanent_failure_5_1_1():
+    kind = kind_of("dsn_5_1_1.eml")
+    assert kind.kind is MessageKind.BOUNCE
+    assert kind.reason == "multipart/report; report-type=delivery-status"
+    assert kind.bounce == Bounce(
+        original_message_id="<quote-q1001.42@closeloop.example>", recipient="ann@customer.example",
+        status="5.1.1", permanent=True,
+        diagnostic="550 5.1.1 <ann@customer.example>: Recipient address rejected: User unknown in virtual "
+                   "mailbox table")
+
+
+def test_dsn_delay_4_4_1_is_not_permanent_and_finds_the_id_in_rfc822_headers():
+    bounce = kind_of("dsn_delay_4_4_1.eml").bounce
+    assert bounce is not None
+    assert (bounce.original_message_id, bounce.recipient, bounce.status, bounce.permanent) == (
+        "<invoice-7.99@closeloop.example>", "bob@slow.example", "4.4.1", False)
+    assert "Connection timed out" in bounce.diagnostic
+
+
+@pytest.mark.parametrize("name, message_id, recipient, diagnostic_part", [
+    ("bounce_exim_inline.eml", "<quote-q1002.7@closeloop.example>", "carol@gone.example", "does not exist"),
+    ("bounce_qmail.eml", "<quote-q1003.1@closeloop.example>", "dave@mailbox.example", "no mailbox here"),
+])
+def test_non_standard_bounces_with_inline_headers(name, message_id, recipient, diagnostic_part):
+    kind = kind_of(name)
+    assert kind.kind is MessageKind.BOUNCE
+    assert kind.bounce is not None
+    assert kind.bounce.original_message_id == message_id
+    assert kind.bounce.recipient == recipient
+    assert kind.bounce.status == "5.1.1"
+    assert kind.bounce.permanent is True
+    assert diagnostic_part in kind.bounce.diagnostic
+
+
+def test_a_delay_notice_without_status_code_is_temporary():
+    raw = ("From: Mail Delivery Subsystem <mailer-daemon@example.net>\nSubject: Warning: message delayed\n\n"
+           "Your message to eve@example.org has not yet been delivered. We will retry for 4 more days.\n").encode()
+    bounce = classify_message(BytesParser(policy=policy.default).parsebytes(raw)).bounce
+    assert bounce is not None and bounce.permanent is False and bounce.recipient == "eve@example.org"
+
+
+def test_legacy_policy_messages_are_read_too():
+    from email import message_from_bytes
+    message = message_from_bytes((FIXTURES / "dsn_5_1_1.eml").read_bytes())
+    assert classify_message(message).bounce.status == "5.1.1"  # type: ignore[union-attr]
