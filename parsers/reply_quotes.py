@@ -259,7 +259,9 @@ def _join_broken_quotes(lines: list[str], drop: list[bool], end: int) -> None:
 
 
 def _trim_separators(kept: list[str]) -> list[str]:
-    """Drop blank and rule lines left at the end, where the cut history began."""
-    while kept and (_blank(kept[-1]) or _SEPARATOR.match(clean(kept[-1])) or kept[-1].startswith("\x00")):
+    """Drop blank, rule and empty-signature ("-- ") lines left at the end, where the cut
+    history began."""
+    while kept and (_blank(kept[-1]) or _SEPARATOR.match(clean(kept[-1])) or kept[-1].startswith("\x00")
+                    or clean(kept[-1]).strip() in ("--", "—")):
         kept.pop()
     return [line for line in kept if not line.startswith("\x00")]

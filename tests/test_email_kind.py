@@ -102,3 +102,24 @@ def test_legacy_policy_messages_are_read_too():
     from email import message_from_bytes
     message = message_from_bytes((FIXTURES / "dsn_5_1_1.eml").read_bytes())
     assert classify_message(message).bounce.status == "5.1.1"  # type: ignore[union-attr]
+
+
+def test_damaged_messages_are_read_or_refused_plainly():
+    """Truncated and bit-flipped copies of the fixtures: a reading or UnreadableMessage, never a crash."""
+    import random
+
+    from parsers.email_understanding import UnreadableMessage, understand_message
+    rng = random.Random(42)
+    for path in sorted(FIXTURES.glob("*.eml")):
+        raw = path.read_bytes()
+        for _ in range(15):
+            damaged = bytearray(raw[:rng.randint(0, len(raw))])
+            for _ in range(rng.randint(0, 8)):
+                if damaged:
+                    damaged[rng.randrange(len(damaged))] = rng.randrange(256)
+            try:
+                result = understand_message(bytes(damaged))
+            except UnreadableMessage as error:
+                assert error.code in {"empty", "not_text", "bad_message", "too_large"}
+            else:
+                assert isinstance(result["reply"], str) and isinstance(result["auto_reply"], bool)

@@ -153,3 +153,22 @@ def test_intent(body, subject, attachments, intent):
 def test_fixture_file_is_valid_jsonl():
     for line in (FIXTURES / "replies.jsonl").read_text(encoding="utf-8").splitlines():
         assert {"id", "input", "expect", "lang"} <= json.loads(line).keys()
+
+
+def test_hostile_or_random_text_never_raises_and_stays_within_the_input():
+    import random
+    import string
+    rng = random.Random(20231205)
+    alphabet = string.printable + "ąęłשדж\u202b\u200f>-_*:<>@"
+    for _ in range(200):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 300)))
+        reply = extract_reply(text)
+        assert len(reply.reply) <= len(text)
+        extract_reply("", text)  # the same bytes read as HTML
+        classify_intent(text, text[:40], (text[:20],))
+
+
+def test_a_huge_quoted_history_is_cut_in_linear_time():
+    quoted = "\n".join(f"> line {n} of the quoted history, on 5 Dec 2023 someone wrote" for n in range(20000))
+    reply = extract_reply(f"Short answer.\n\nOn Tue, 5 Dec 2023 at 10:00, Ann <a@example.com> wrote:\n{quoted}\n")
+    assert reply.reply == "Short answer."
