@@ -15,8 +15,8 @@ from email.parser import HeaderParser
 from email.utils import getaddresses
 from enum import Enum
 
-from parsers.email_reply import extract_reply
-from parsers.mail_message import body_texts, decoded_text
+from parsers.email_reply import Intent, classify_intent, extract_reply
+from parsers.mail_message import attachment_names, body_texts, decoded_text
 
 
 class MessageKind(str, Enum):
@@ -150,7 +150,9 @@ def _inline_bounce(message: Message, subject: str) -> Kind:
     # The notice's own words end where it quotes the original message.
     notice = re.split(r"^\s*(?:-{2,}.*(?:original message|headers|undelivered message).*|Received:|Return-Path:)",
                       text, maxsplit=1, flags=re.IGNORECASE | re.MULTILINE)[0]
-    recipient = _recipient(notice, daemon_addresses) or _recipient(text, daemon_addresses)
+    # Exim names the failed addresses in a header; otherwise read them from the words.
+    failed = _address(str(message.get("X-Failed-Recipients", "")))
+    recipient = failed or _recipient(notice, daemon_addresses) or _recipient(text, daemon_addresses)
     status_match = _STATUS.search(notice)
     status = status_match.group(1) if status_match else None
     if status is None:
@@ -219,16 +221,16 @@ _OOO_SUBJECT = re.compile(
 _OOO_BODY = re.compile(
     r"(?:i am|i'm|i will be|i'll be) (?:currently |now )?(?:out of (?:the )?office|away|on (?:annual |parental )?"
     r"(?:leave|vacation|holiday)|travel+ing|off)|limited access to (?:my )?e-?mail|"
-    r"ich bin (?:\w+ ){0,4}(?:nicht im büro|abwesend|im urlaub)|bin (?:\w+ ){0,3}abwesend|"
-    r"je suis (?:\w+ ){0,3}absente?|je serai absente?|en congés?|"
-    r"estoy (?:\w+ ){0,3}(?:fuera de la oficina|de vacaciones|ausente)|estaré (?:\w+ ){0,2}fuera|"
-    r"sono (?:\w+ ){0,3}(?:fuori ufficio|in ferie|assente)|ik ben (?:\w+ ){0,3}(?:afwezig|niet op kantoor|met vakantie)|"
-    r"jestem (?:\w+ ){0,3}(?:poza biurem|na urlopie|nieobecn\w*)|"
+    r"ich bin (?:\S+ ){0,4}(?:nicht im büro|abwesend|im urlaub)|bin (?:\S+ ){0,3}abwesend|"
+    r"je suis (?:\S+ ){0,3}absente?|je serai absente?|en congés?|"
+    r"estoy (?:\S+ ){0,3}(?:fuera de la oficina|de vacaciones|ausente)|estaré (?:\S+ ){0,2}fuera|"
+    r"sono (?:\S+ ){0,3}(?:fuori ufficio|in ferie|assente)|ik ben (?:\S+ ){0,3}(?:afwezig|niet op kantoor|met vakantie)|"
+    r"jestem (?:\S+ ){0,3}(?:poza biurem|na urlopie|nieobecn\w*)|"
     r"(?:šiuo metu )?(?:nesu biure|esu atostogose|atostogauju)|"
-    r"saya (?:\w+ ){0,3}(?:sedang cuti|di luar kantor|tidak berada di kantor)|"
-    r"я (?:\w+ ){0,3}(?:в отпуске|вне офиса|отсутствую)|нахожусь в отпуске|"
-    r"אני (?:\w+ ){0,3}(?:מחוץ למשרד|בחופשה|לא במשרד)|"
-    r"jag är (?:\w+ ){0,3}(?:ledig|frånvarande|på semester)|jeg er (?:\w+ ){0,3}(?:fraværende|på ferie)",
+    r"saya (?:\S+ ){0,3}(?:sedang cuti|di luar kantor|tidak berada di kantor)|"
+    r"я (?:\S+ ){0,3}(?:в отпуске|вне офиса|отсутствую)|нахожусь в отпуске|"
+    r"אני (?:\S+ ){0,3}(?:מחוץ למשרד|בחופשה|לא במשרד)|"
+    r"jag är (?:\S+ ){0,3}(?:ledig|frånvarande|på semester)|jeg er (?:\S+ ){0,3}(?:fraværende|på ferie)",
     re.IGNORECASE)
 _RETURN = re.compile(
     r"\buntil\b|\bback on\b|\breturn(?:ing)? on\b|\bwill return\b|\bbis\b|zurück|jusqu'au|de retour|hasta el|"
@@ -254,6 +256,8 @@ def _auto_reply_kind(message: Message) -> Kind | None:
     text, html = body_texts(message)
     new_text = extract_reply(text, html).reply
     match = _OOO_BODY.search(new_text)
-    if match and len(new_text) < 1500 and _RETURN.search(new_text):
+    # Wording alone is weaker evidence: a person may be away AND send the signed quote.
+    if match and len(new_text) < 1500 and _RETURN.search(new_text) \
+            and classify_intent(new_text, subject, attachment_names(message)) is Intent.OTHER:
         return Kind(MessageKind.AUTO_REPLY, f"out-of-office text: {match.group(0)[:60]}")
     return None

@@ -123,3 +123,56 @@ def test_damaged_messages_are_read_or_refused_plainly():
                 assert error.code in {"empty", "not_text", "bad_message", "too_large"}
             else:
                 assert isinstance(result["reply"], str) and isinstance(result["auto_reply"], bool)
+
+
+def _plain(subject: str, body: str):
+    raw = f"From: a@example.com\nSubject: {subject}\nContent-Type: text/plain; charset=utf-8\n\n{body}\n".encode()
+    return classify_message(BytesParser(policy=policy.default).parsebytes(raw))
+
+
+OOO_SUBJECTS = [
+    "Out of Office: Your quote", "Automatic reply: Your quote", "[Out of Office] quote",
+    "Abwesenheitsnotiz: Ihr Angebot", "Automatische Antwort: Ihr Angebot", "Réponse automatique : Votre devis",
+    "Absent du bureau : devis", "Respuesta automática: Su cotización", "Fuera de la oficina: cotización",
+    "Automatyczna odpowiedź: Oferta", "Poza biurem: Oferta", "Automatinis atsakymas: Pasiūlymas",
+    "Balasan otomatis: Penawaran", "Di luar kantor: Penawaran", "מענה אוטומטי: הצעת מחיר",
+    "Автоматический ответ: Предложение", "Risposta automatica: Preventivo", "Fuori sede: Preventivo",
+    "Automatisch antwoord: Offerte", "Afwezig: Offerte",
+]
+
+
+@pytest.mark.parametrize("subject", OOO_SUBJECTS)
+def test_out_of_office_subjects(subject):
+    assert _plain(subject, "Thank you for your message.").kind is MessageKind.AUTO_REPLY
+
+
+OOO_BODIES = {
+    "en": "I am currently out of the office until 12 December with limited access to email.",
+    "de": "Ich bin bis zum 12.12. nicht im Büro. In dringenden Fällen wenden Sie sich an info@x.de.",
+    "fr": "Je suis absent jusqu'au 12 décembre. Pour toute urgence, contactez info@x.fr.",
+    "es": "Estoy fuera de la oficina hasta el 12 de diciembre.",
+    "pl": "Jestem na urlopie do 12 grudnia.",
+    "lt": "Šiuo metu esu atostogose iki gruodžio 12 d.",
+    "id": "Saya sedang cuti sampai tanggal 12 Desember.",
+    "he": "אני מחוץ למשרד עד ה-12 בדצמבר.",
+    "ru": "Я в отпуске до 12 декабря.",
+    "it": "Sono fuori ufficio fino al 12 dicembre.",
+    "nl": "Ik ben afwezig tot en met 12 december.",
+}
+
+
+@pytest.mark.parametrize("language", sorted(OOO_BODIES))
+def test_out_of_office_wording_under_a_plain_reply_subject(language):
+    kind = _plain("Re: Your quote Q-1001", OOO_BODIES[language])
+    assert kind.kind is MessageKind.AUTO_REPLY, language
+    assert kind.reason.startswith("out-of-office text")
+
+
+@pytest.mark.parametrize("body", [
+    "I'll be out of the office next week, so please send the signed copy to my colleague.",
+    "I'm out of the office until Monday, but here is the signed quote.",
+    "Jestem na urlopie, ale podpisałem ofertę — w załączniku.",
+    "Thanks!\n\nOn Tue, 5 Dec 2023 at 10:00, Ann <a@example.com> wrote:\n> I am out of the office until Monday.\n",
+])
+def test_people_who_mention_being_away_are_people(body):
+    assert _plain("Re: Your quote Q-1001", body).kind is MessageKind.REPLY
