@@ -22,7 +22,7 @@ WROTE_VERBS = [
     r"napisa[łl]\s*\(a\)", r"napisa[łl]a?", r"pisze",            # pl
     r"ra[šs][ėe]",                                               # lt
     r"menulis",                                                  # id
-    r"написал\s*\(а\)", r"написала?", r"пишет", r"написав",      # ru, uk
+    r"написал\s*\(а\)", r"написала?", r"пишет", r"написав\s*\(ла\)", r"написав", r"пише",  # ru, uk
     r"כתב\S*", r"כתבה",                                          # he
     r"skrev",                                                    # sv, da, no
     r"kirjoitti",                                                # fi

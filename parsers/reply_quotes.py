@@ -47,6 +47,11 @@ _ATTRIBUTIONS = [
     re.compile(r"^" + _DASHES + r"{2,}\s*.{1,80}\s" + WROTE + r"\s*" + _DASHES + r"{2,}\s*$", re.IGNORECASE),
     # "<name> <ann@x.com> wrote:", "wt., 5 gru 2023 o 10:00 Jan <jan@x.pl> napisał(a):"
     re.compile(r"^.{0,200}" + _EMAIL + r"\W{0,4}\s*\)?\s*" + WROTE + _WROTE_TAIL, re.IGNORECASE),
+    # "Hans <hans@x.de> schrieb am Di., 5. Dez. 2023, 10:00:" (Gmail for Android)
+    re.compile(r"^.{0,120}" + _EMAIL + r"\W{0,4}\s*\)?\s*" + WROTE + r"\s+\S{1,6}\s.{0,60}\d.{0,60}[:：]\s*$",
+               re.IGNORECASE),
+    # "Quoting Ann <a@x.com>:" (Horde, Roundcube)
+    re.compile(r"^\s*(?:quoting|zitat von|citando|cytuję|citation de|цитирую)\s.{1,150}[:：]\s*$", re.IGNORECASE),
     # "On 04/19/2011 07:10 AM, Roman Tkachenko wrote:" without an address, date-led lines
     re.compile(r"^\s*\d[\d./-]+\d.{0,150}\b" + WROTE + _WROTE_TAIL, re.IGNORECASE),
     # "вт, 5 дек. 2023 г. в 10:00, Иван <ivan@x.ru>:", "26.06.2014, 14:41, "Alex" <a@x.com>:"
