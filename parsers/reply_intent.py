@@ -121,6 +121,17 @@ QUESTION_TEXT = _any(
 )
 
 _URL = re.compile(r"(?:https?://|www\.)\S+")
+# "We have NOT paid", "nie podpisaliśmy", "noch nicht unterschrieben": a negation just
+# before the words turns a claim into its opposite.
+_NEGATION = re.compile(
+    r"(?:\bnot|n't|\bnever|\bnicht|\bkein\w*|\bpas|\bno|\bnon|\bnão|\bniet|\bgeen|\bnie|\bne|\bdar ne|"
+    r"\btidak|\bbelum|\bbukan|\bне|\bещё не|\bлא|\bלא|\bטרם|\binte|\bikke|\bei|\byet to)\W+(?:\w+\W+)?$",
+    re.IGNORECASE)
+
+
+def _claims(pattern: re.Pattern[str], text: str) -> bool:
+    """Does `pattern` occur somewhere without a negation right before it?"""
+    return any(not _NEGATION.search(text[max(0, m.start() - 30):m.start()]) for m in pattern.finditer(text))
 
 
 def _normalized_name(name: str) -> str:
@@ -137,10 +148,10 @@ def intent_of(body: str, subject: str = "", attachment_names: tuple[str, ...] = 
     words = f"{subject_clean}\n{text}"
     if UNSUBSCRIBE.search(words):
         return "unsubscribe"
-    if any(SIGNED_ATTACHMENT.search(n) for n in names) or SIGNED_TEXT.search(text) \
-            or pdfs and SIGNED_TEXT.search(subject_clean):
+    if any(SIGNED_ATTACHMENT.search(n) for n in names) or _claims(SIGNED_TEXT, text) \
+            or pdfs and _claims(SIGNED_TEXT, subject_clean):
         return "signed_document"
-    if PAYMENT_TEXT.search(words) or any(PAYMENT_ATTACHMENT.search(n) for n in names):
+    if _claims(PAYMENT_TEXT, words) or any(PAYMENT_ATTACHMENT.search(n) for n in names):
         return "payment_sent"
     if any(PO_ATTACHMENT.search(n) for n in names) or PO_TEXT.search(words) and (names or _attached(text)):
         return "purchase_order"

@@ -138,6 +138,12 @@ INTENTS = [
     ("Bitte keine E-Mails mehr.", "", (), Intent.UNSUBSCRIBE),
     ("Отпишите меня, пожалуйста.", "", (), Intent.UNSUBSCRIBE),
     ("Stop sending me these emails.", "", (), Intent.UNSUBSCRIBE),
+    # negated claims are not claims
+    ("We have not paid yet, can we pay in two parts?", "", (), Intent.QUESTION),
+    ("Nie zapłaciliśmy jeszcze, czy można w ratach?", "", (), Intent.QUESTION),
+    ("Wir haben noch nicht bezahlt.", "", (), Intent.OTHER),
+    ("We have not signed the contract yet.", "", (), Intent.OTHER),
+    ("Kami belum bayar, apakah bisa dicicil?", "", (), Intent.QUESTION),
     # other
     ("Thanks, all good.", "", (), Intent.OTHER),
     ("Dziękuję, po rozmowie wszystko jasne.", "", (), Intent.OTHER),
