@@ -12,8 +12,8 @@ from parsers.email_kind import MessageKind, classify_message
 from parsers.email_reply import classify_intent, extract_reply
 from parsers.mail_message import attachment_names, body_texts
 
-_HEADER_LINE = re.compile(rb"^(?:from|to|subject|date|message-id|mime-version|content-type|received|return-path|"
-                          rb"delivered-to|reply-to|in-reply-to|references|x-[\w-]+)\s*:", re.IGNORECASE)
+_HEADER_LINE = re.compile(rb"^[!-9;-~]{1,76}:[ \t]")   # RFC 5322 field name, colon
+_MESSAGE_FIELDS = ("From", "To", "Subject", "Date", "Message-ID", "Content-Type", "MIME-Version", "Received")
 MAX_BYTES = 50 * 1024 * 1024
 
 
@@ -24,9 +24,13 @@ class UnreadableMessage(ValueError):
 
 
 def _looks_like_mime(raw: bytes) -> bool:
-    """A message starts with header lines; the first must be one a mail system writes."""
+    """A message starts with header lines, and some of them are a message's own fields
+    ("Note: call me" at the top of a text file is not a header block)."""
     first = raw.lstrip(b"\r\n").split(b"\n", 1)[0]
-    return bool(_HEADER_LINE.match(first))
+    if not _HEADER_LINE.match(first):
+        return False
+    headers = BytesParser(policy=policy.compat32).parsebytes(raw, headersonly=True)
+    return any(headers.get(field) is not None for field in _MESSAGE_FIELDS)
 
 
 def _plain_text(raw: bytes) -> str:

@@ -42,14 +42,14 @@ def test_a_bounce_prints_its_bounce_object():
 
 
 def test_an_auto_reply_is_flagged():
-    assert json.loads(parse_reply(FIXTURES / "ooo_subject_de.eml").stdout)["auto_reply"] is True
+    from parsers.email_understanding import understand_message
+    assert understand_message((FIXTURES / "ooo_subject_de.eml").read_bytes())["auto_reply"] is True
 
 
-def test_plain_text_that_is_not_mime_is_read_as_a_reply(tmp_path):
-    path = tmp_path / "reply.txt"
-    path.write_text("Could you change the quantity to 12?\n\nOn Tue, 5 Dec 2023 at 10:00, Sales "
-                    "<s@example.com> wrote:\n> Your quote\n", encoding="utf-8")
-    result = json.loads(parse_reply(path).stdout)
+def test_plain_text_that_is_not_mime_is_read_as_a_reply():
+    from parsers.email_understanding import understand_message
+    result = understand_message("Could you change the quantity to 12?\n\nOn Tue, 5 Dec 2023 at 10:00, Sales "
+                                "<s@example.com> wrote:\n> Your quote\n".encode())
     assert result["reply"] == "Could you change the quantity to 12?"
     assert result["intent"] == "change_request"
     assert result["bounce"] is None and result["auto_reply"] is False
@@ -58,17 +58,23 @@ def test_plain_text_that_is_not_mime_is_read_as_a_reply(tmp_path):
 def test_a_missing_file_is_a_clear_error(tmp_path):
     done = parse_reply(tmp_path / "nope.eml")
     assert done.returncode != 0
-    assert json.loads(done.stdout) == {"error": "unreadable", "message": done and json.loads(done.stdout)["message"]}
-    assert "nope.eml" in json.loads(done.stdout)["message"]
+    error = json.loads(done.stdout)
+    assert set(error) == {"error", "message"} and error["error"] == "unreadable"
+    assert "nope.eml" in error["message"]
 
 
-def test_a_binary_file_and_an_empty_file_are_refused(tmp_path):
+def test_a_binary_file_is_refused():
     done = parse_reply(FIXTURES / "binary.bin")
     assert done.returncode != 0 and json.loads(done.stdout)["error"] == "not_text"
-    empty = tmp_path / "empty.eml"
-    empty.write_bytes(b"")
-    done = parse_reply(empty)
-    assert done.returncode != 0 and json.loads(done.stdout)["error"] == "empty"
+
+
+def test_an_empty_file_is_refused_in_process_too():
+    import pytest
+
+    from parsers.email_understanding import UnreadableMessage, understand_message
+    with pytest.raises(UnreadableMessage) as refused:
+        understand_message(b"  \n")
+    assert refused.value.code == "empty"
 
 
 def test_without_json_it_prints_for_people():
@@ -77,3 +83,12 @@ def test_without_json_it_prints_for_people():
     assert done.returncode == 0
     assert "intent: change_request" in done.stdout
     assert "Could we get 12 seats instead of 10?" in done.stdout
+
+
+def test_understanding_tells_a_message_from_a_text_that_starts_like_one():
+    from parsers.email_understanding import understand_message
+    note = understand_message("Note: we will sign on Monday.\n\nThanks,\nAnn\n".encode())
+    assert note["reply"].startswith("Note: we will sign on Monday.")
+    arc = understand_message(b"ARC-Seal: i=1; a=rsa-sha256; cv=none\nFrom: a@example.com\nSubject: Re: Q\n\n"
+                             b"Please unsubscribe me.\n")
+    assert arc["reply"] == "Please unsubscribe me." and arc["intent"] == "unsubscribe"
