@@ -161,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
         except ImportError as error:
             print(f"  {name}: not installed ({error.name}); `pip install -e '.[bench]'`")
             continue
+        except Exception as error:  # a baseline that cannot start is reported, not fatal
+            print(f"  {name}: cannot start ({type(error).__name__}: {error})")
+            continue
         extractor(cases[0])  # warm-up: model and pattern loading is not per-message time
         results[name] = score(cases, extractor)
     header = f"{'extractor':<20}" + "".join(f"{c:>18}" for c in corpora) + f"{'all':>12}{'ms/msg':>9}"
