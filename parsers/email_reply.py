@@ -35,7 +35,8 @@ class Reply:
 
 def extract_reply(text: str, html: str | None = None) -> Reply:
     """The new text of a reply; `html` is used when there is no usable plain text."""
-    source = (text or "").replace("\r\n", "\n").replace("\r", "\n")
+    # NUL never belongs in mail text, and would collide with the HTML reader's markers.
+    source = (text or "").replace("\x00", "").replace("\r\n", "\n").replace("\r", "\n")
     if not source.strip() and html:
         source = html_to_text(html)
     lines = new_text_lines(source.split("\n")).lines

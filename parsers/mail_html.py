@@ -133,6 +133,7 @@ def _lines(parts: list[str]) -> list[str]:
 def html_to_text(html: str) -> str:
     """Plain text with '>' quote prefixes and marker lines (see module doc)."""
     builder = _TextBuilder()
+    html = html.replace("\x00", "")
     try:
         builder.feed(html)
         builder.close()

@@ -178,3 +178,7 @@ def test_a_huge_quoted_history_is_cut_in_linear_time():
     quoted = "\n".join(f"> line {n} of the quoted history, on 5 Dec 2023 someone wrote" for n in range(20000))
     reply = extract_reply(f"Short answer.\n\nOn Tue, 5 Dec 2023 at 10:00, Ann <a@example.com> wrote:\n{quoted}\n")
     assert reply.reply == "Short answer."
+
+
+def test_nul_characters_cannot_pose_as_the_html_readers_markers():
+    assert extract_reply("Keep this.\n\x00CUT\nand this.").reply == "Keep this.\nCUT\nand this."
