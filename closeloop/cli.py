@@ -274,6 +274,11 @@ def _socket_mode(services: Services):  # type: ignore[no-untyped-def]
     return socket_mode(build_app(services), services)
 
 
+from closeloop.parse_cli import parse as _parse_group  # noqa: E402  (closeloop parse reply|invoice|quote)
+
+main.add_command(_parse_group)
+
+
 @main.command("demo")
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=Path("demo-out"),
               show_default=True, help="where the database, transcript and artifacts go")
