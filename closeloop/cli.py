@@ -281,3 +281,7 @@ def demo_command(out: Path) -> None:
     """Drive a realistic deal through the whole loop on embedded defaults."""
     from closeloop.demo.scenario import run_demo
     sys.exit(run_demo(out))
+
+
+from closeloop.mail_cli import mail as _mail  # noqa: E402 — the email agent's commands
+main.add_command(_mail)
