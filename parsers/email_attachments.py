@@ -74,10 +74,10 @@ class Verdict:
 
 def check_message(message: EmailMessage, limits: Limits = Limits()) -> Verdict:
     parts, depth = _shape(message)
-    if parts > limits.max_parts:
-        return Verdict(TOO_MANY_PARTS, f"{parts} MIME parts (at most {limits.max_parts})", ())
     if depth > limits.max_depth:
         return Verdict(TOO_DEEP, f"MIME nesting {depth} deep (at most {limits.max_depth})", ())
+    if parts > limits.max_parts:
+        return Verdict(TOO_MANY_PARTS, f"{parts} MIME parts (at most {limits.max_parts})", ())
     found: list[Attachment] = []
     total = 0
     for part in message.walk():

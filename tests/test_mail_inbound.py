@@ -3,8 +3,10 @@ ledger on SQLite and PostgreSQL. Mail is delivered by another IMAP connection, a
 the MTA would; nothing of ours is replaced."""
 from __future__ import annotations
 
+import itertools
 import threading
 import time
+from dataclasses import dataclass
 from collections.abc import Iterator
 
 import pytest
@@ -26,11 +28,41 @@ from tests.mail_samples import AUTHSERV, SECRET, auto_reply, dsn, reply, tiny_pd
 BASE = "sales@ourco.example"
 
 
-@pytest.fixture
-def imap() -> Iterator[ImapServer]:
+@pytest.fixture(scope="module")
+def dovecot() -> Iterator[ImapServer]:
     server = start_dovecot()
     yield server
     server.stop()
+
+
+@dataclass
+class Folder:
+    """A fresh folder of the module's Dovecot for each test (a server start costs ~1 s)."""
+
+    server: ImapServer
+    folder: str
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    def deliver(self, *messages: bytes) -> None:
+        self.server.deliver(*messages, folder=self.folder)
+
+    def reset_uidvalidity(self) -> None:
+        self.server.reset_uidvalidity(self.folder)
+
+
+_folders = itertools.count(1)
+
+
+@pytest.fixture
+def imap(dovecot: ImapServer) -> Folder:
+    name = f"t{next(_folders)}"
+    client = dovecot.client()
+    client.create_folder(name)
+    client.logout()
+    return Folder(dovecot, name)
 
 
 @pytest.fixture
@@ -41,8 +73,9 @@ def mail_services(settings, clock, tmp_path):
     built.close()
 
 
-def watcher_for(services, port: int, **kwargs) -> ImapWatcher:
-    mailbox = Mailbox(role="sales", host="127.0.0.1", port=port, username=USER, password=PASSWORD, ssl=False)
+def watcher_for(services, port: int, folder: Folder, **kwargs) -> ImapWatcher:
+    mailbox = Mailbox(role="sales", host="127.0.0.1", port=port, username=USER, password=PASSWORD, ssl=False,
+                      folder=folder.folder)
     kwargs.setdefault("backoff_base", 0.05)
     kwargs.setdefault("timeout", 5)
     return ImapWatcher(mailbox, LedgerSink(services, read_config(services)), **kwargs)
@@ -74,7 +107,7 @@ def deal(mail_services) -> int:
 def test_customer_question_to_the_tokened_address_reaches_the_deal_thread(mail_services, imap, deal):
     imap.deliver(reply(to=reply_address(BASE, deal, SECRET), body="Can we pay in two parts?\n\nOn Mon wrote:\n> q"))
     before = outbox_kinds(mail_services)
-    assert watcher_for(mail_services, imap.port).sync_once() == 1
+    assert watcher_for(mail_services, imap.port, imap).sync_once() == 1
     [mail] = mails(mail_services)
     assert (mail.status, mail.deal_id, mail.matched_by, mail.intent) == (MailStatus.ROUTED, deal, "token", "question")
     assert mail.text == "Can we pay in two parts?"
@@ -86,7 +119,7 @@ def test_customer_question_to_the_tokened_address_reaches_the_deal_thread(mail_s
 def test_a_forged_token_does_not_attach_mail_to_a_deal(mail_services, imap, deal):
     forged = reply_address(BASE, deal, "not-our-secret")
     imap.deliver(reply(to=forged, body="Signed.", attachments=[("quote.pdf", "application/pdf", tiny_pdf())]))
-    watcher_for(mail_services, imap.port).sync_once()
+    watcher_for(mail_services, imap.port, imap).sync_once()
     [mail] = mails(mail_services)
     assert mail.status is MailStatus.TRIAGE and mail.deal_id is None
     assert "slack.triage" in outbox_kinds(mail_services)
@@ -101,14 +134,14 @@ def test_threading_on_our_message_id_and_quote_numbers_match_too(mail_services, 
     quote_number = mail_services.ledger.read(lambda s: s.scalar(select(Quote.number)))
     imap.deliver(reply(to=BASE, body="Thanks, looks fine", in_reply_to=sent),
                  reply(to=BASE, subject=f"Question about {quote_number}", body="When does it start?"))
-    watcher_for(mail_services, imap.port).sync_once()
+    watcher_for(mail_services, imap.port, imap).sync_once()
     first, second = mails(mail_services)
     assert (first.deal_id, first.matched_by) == (number, "thread")
     assert (second.deal_id, second.matched_by) == (deal, "number")
 
 
 def test_idle_wakes_up_for_new_mail_and_renews_itself(mail_services, imap, deal):
-    watcher = watcher_for(mail_services, imap.port, idle_seconds=0.4)
+    watcher = watcher_for(mail_services, imap.port, imap, idle_seconds=0.4)
     stop = threading.Event()
     thread = threading.Thread(target=watcher.run, args=(stop,), daemon=True)
     thread.start()
@@ -125,7 +158,7 @@ def test_idle_wakes_up_for_new_mail_and_renews_itself(mail_services, imap, deal)
 
 def test_connection_dropped_mid_idle_reconnects_and_loses_nothing(mail_services, imap, deal):
     proxy = CutProxy(imap.port)
-    watcher = watcher_for(mail_services, proxy.port, idle_seconds=30)
+    watcher = watcher_for(mail_services, proxy.port, imap, idle_seconds=30)
     stop = threading.Event()
     thread = threading.Thread(target=watcher.run, args=(stop,), daemon=True)
     thread.start()
@@ -148,7 +181,7 @@ def test_connection_dropped_mid_fetch_stores_every_message_once(mail_services, i
     to = reply_address(BASE, deal, SECRET)
     imap.deliver(*[reply(to=to, body=f"Message {n}?\n" + "x" * 60_000) for n in range(12)])
     proxy = CutProxy(imap.port, cut_after_bytes=250_000)  # cut once, in the middle of the second batch
-    watcher = watcher_for(mail_services, proxy.port, batch=3, idle_seconds=30)
+    watcher = watcher_for(mail_services, proxy.port, imap, batch=3, idle_seconds=30)
     stop = threading.Event()
     thread = threading.Thread(target=watcher.run, args=(stop,), daemon=True)
     thread.start()
@@ -165,7 +198,7 @@ def test_connection_dropped_mid_fetch_stores_every_message_once(mail_services, i
 def test_uidvalidity_reset_resyncs_and_reprocesses_nothing(mail_services, imap, deal):
     to = reply_address(BASE, deal, SECRET)
     imap.deliver(*[reply(to=to, body=f"Question {n}?") for n in range(3)])
-    watcher = watcher_for(mail_services, imap.port)
+    watcher = watcher_for(mail_services, imap.port, imap)
     watcher.sync_once()
     before = (len(mails(mail_services)), len(outbox_kinds(mail_services)))
     old = mail_services.ledger.read(lambda s: s.scalar(select(MailCheckpoint.uidvalidity)))
@@ -181,7 +214,7 @@ def test_uidvalidity_reset_resyncs_and_reprocesses_nothing(mail_services, imap, 
 def test_the_same_mail_delivered_twice_is_stored_once(mail_services, imap, deal):
     raw = reply(to=reply_address(BASE, deal, SECRET), body="Is this twice?")
     imap.deliver(raw, b"Received: from relay2.example by mx.ourco.example\r\n" + raw)
-    watcher_for(mail_services, imap.port).sync_once()
+    watcher_for(mail_services, imap.port, imap).sync_once()
     assert len(mails(mail_services)) == 1
 
 
@@ -190,7 +223,7 @@ def test_a_bounce_is_tied_to_our_message_and_flags_the_contact(mail_services, im
         tx, key="inv1", deal_id=deal, to=["billing@acme.example"], template="invoice", locale="en",
         subject="Invoice", context={}, domain="ourco.example"))
     imap.deliver(dsn(original_message_id=sent, recipient="billing@acme.example"))
-    watcher_for(mail_services, imap.port).sync_once()
+    watcher_for(mail_services, imap.port, imap).sync_once()
     [mail] = mails(mail_services)
     assert (mail.kind, mail.status, mail.deal_id, mail.intent) == ("bounce", MailStatus.BOUNCE, deal, None)
 
@@ -208,7 +241,7 @@ def test_a_bounce_is_tied_to_our_message_and_flags_the_contact(mail_services, im
 def test_an_auto_reply_is_recorded_and_ignored(mail_services, imap, deal):
     imap.deliver(auto_reply(to=reply_address(BASE, deal, SECRET)))
     before = outbox_kinds(mail_services)
-    watcher_for(mail_services, imap.port).sync_once()
+    watcher_for(mail_services, imap.port, imap).sync_once()
     [mail] = mails(mail_services)
     assert (mail.kind, mail.status, mail.deal_id) == ("auto_reply", MailStatus.IGNORED, deal)
     assert outbox_kinds(mail_services) == before
@@ -216,7 +249,7 @@ def test_an_auto_reply_is_recorded_and_ignored(mail_services, imap, deal):
 
 def test_unmatched_mail_is_listed_for_triage_never_dropped(mail_services, imap, monkeypatch):
     imap.deliver(reply(to=BASE, subject="Hello", body="Who do I talk to about pricing?"))
-    watcher_for(mail_services, imap.port).sync_once()
+    watcher_for(mail_services, imap.port, imap).sync_once()
     [mail] = mails(mail_services)
     assert mail.status is MailStatus.TRIAGE
     assert outbox_kinds(mail_services) == ["slack.triage"]
@@ -230,7 +263,7 @@ def test_unmatched_mail_is_listed_for_triage_never_dropped(mail_services, imap, 
 def test_signed_pdf_from_the_contact_goes_to_verification(mail_services, imap, deal):
     imap.deliver(reply(to=reply_address(BASE, deal, SECRET), body="Signed copy attached.",
                        attachments=[("Q-signed.pdf", "application/pdf", tiny_pdf())]))
-    watcher_for(mail_services, imap.port).sync_once()
+    watcher_for(mail_services, imap.port, imap).sync_once()
     [mail] = mails(mail_services)
     assert (mail.status, mail.intent) == (MailStatus.ROUTED, "signed_document")
     assert "mail.signed_return" in outbox_kinds(mail_services)
