@@ -61,6 +61,7 @@ class Settings(BaseSettings):
     imap_backoff_max_seconds: float = Field(300, alias="CLOSELOOP_IMAP_BACKOFF_MAX_SECONDS", gt=0)
     imap_batch: int = Field(200, alias="CLOSELOOP_IMAP_BATCH", ge=1, le=5000)
     mail_from: str = Field("sales@closeloop.invalid", alias="CLOSELOOP_MAIL_FROM")
+    mail_company: str = Field("closeloop", alias="CLOSELOOP_COMPANY_NAME", description="signs customer mail")
     mail_reply_to: str | None = Field(None, alias="CLOSELOOP_MAIL_REPLY_TO",
                                       description="base of the tokened Reply-To (default: the From address)")
     mail_secret: str | None = Field(None, alias="CLOSELOOP_MAIL_SECRET",
@@ -86,6 +87,11 @@ class Settings(BaseSettings):
                                      description="consecutive primary failures before the fallback relay is used")
     slack_triage_channel: str | None = Field(None, alias="SLACK_TRIAGE_CHANNEL",
                                              description="unmatched mail is listed here (default: the deals channel)")
+
+    @property
+    def mail_domain(self) -> str:
+        """The domain of our Message-IDs."""
+        return self.mail_from.rpartition("@")[2] or "closeloop.invalid"
 
     def mail_token_secret(self) -> str:
         """The configured secret, or one generated on first use and kept in a file."""
