@@ -487,6 +487,9 @@ def reply_to_customer(tx: Tx, deal_id: int, *, key: str, text: str, actor: str,
     deal = tx.session.get(Deal, deal_id)
     if deal is None:
         raise NotFound("deal", deal_id)
+    done = tx.session.scalar(select(OutboundMail.message_id).where(OutboundMail.key == key))
+    if done is not None:  # the same Slack message pressed twice: one email
+        return done
     last = tx.session.scalar(select(InboundMail).where(
         InboundMail.deal_id == deal_id, InboundMail.kind == "reply", InboundMail.from_address.is_not(None))
         .order_by(InboundMail.id.desc()))
