@@ -202,7 +202,7 @@ def start_dovecot() -> ImapServer:
 def start_pymap() -> ImapServer:
     """pymap's in-memory dict backend: for machines without Dovecot (the demo never needs apt)."""
     port = free_port()
-    pymap = [sys.executable, "-m", "pymap"]
+    pymap = [sys.executable, "-c", "import sys; from pymap.main import main; sys.exit(main())"]
     process = subprocess.Popen(
         pymap + ["--no-service", "admin", "--no-service", "managesieve", "--no-service", "swim",
                  "--host", "127.0.0.1", "--port", str(port), "dict", "--demo-user", USER,
