@@ -21,7 +21,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from flows.base import Base, Id, enum_column
 from flows.deals import Deal
 from flows.errors import InvalidInput, NotFound
-from flows.inbox import claim
+from flows.inbox import InboundEvent
 from flows.invoices import Invoice
 from flows.ledger import Tx
 from flows.parties import Contact, Customer
@@ -191,33 +191,82 @@ def read_checkpoint(session: Session, mailbox: str) -> tuple[int, int] | None:
 
 
 def store_messages(tx: Tx, *, mailbox: str, role: str, uidvalidity: int, last_uid: int,
-                   messages: list[InboundFacts]) -> Stored:
+                   messages: list[InboundFacts], guarded: bool = False) -> Stored:
     """Store a batch fetched from one mailbox, route each new message, and move the
     checkpoint to `last_uid` — all in this transaction, so a crash before commit
-    leaves the checkpoint behind and the batch is fetched again (and de-duplicated)."""
+    leaves the checkpoint behind and the batch is fetched again (and de-duplicated).
+
+    Set-based: one statement claims the whole batch, the deals it may match are read
+    in a few queries, the rows are written in batches. A route that raises aborts the
+    batch (RouteFailed); the caller runs it again `guarded`, where each message routes
+    inside its own savepoint and a failing one is kept as FAILED with its error."""
     stored = Stored()
-    for facts in messages:
-        # Same Message-ID and same content: the same mail fetched twice, delivered twice,
-        # or seen in two mailboxes. A re-used Message-ID with other content is kept.
-        external = f"{facts.message_id[:180]}#{facts.content_hash[:16]}"
-        if not claim(tx.session, "email", external, tx.now, facts.content_hash):
+    # Same Message-ID and same content: the same mail fetched twice, delivered twice,
+    # or seen in two mailboxes. A re-used Message-ID with other content is kept.
+    keyed = [(mail_key(f.message_id, f.content_hash), f) for f in messages]
+    claimed = _claim_batch(tx.session, [(k, f.content_hash) for k, f in keyed], tx.now)
+    new: list[tuple[InboundMail, InboundFacts]] = []
+    for key, facts in keyed:
+        if key not in claimed:
             stored.duplicates += 1
             continue
-        mail = InboundMail(mailbox=mailbox, role=role, uidvalidity=uidvalidity, uid=facts.uid,
-                           message_id=facts.message_id[:255], content_hash=facts.content_hash, raw=facts.raw,
-                           from_address=facts.from_address, subject=facts.subject[:500], kind=facts.kind,
-                           intent=facts.intent if facts.kind == "reply" else None, text=facts.text,
-                           status=MailStatus.TRIAGE, received_at=tx.now)
-        tx.session.add(mail)
+        claimed.discard(key)  # a second copy inside the same batch is a duplicate too
+        new.append((InboundMail(mailbox=mailbox, role=role, uidvalidity=uidvalidity, uid=facts.uid,
+                                message_id=facts.message_id[:255], content_hash=facts.content_hash, raw=facts.raw,
+                                from_address=facts.from_address, subject=facts.subject[:500], kind=facts.kind,
+                                intent=facts.intent if facts.kind == "reply" else None, text=facts.text,
+                                status=MailStatus.TRIAGE, received_at=tx.now), facts))
+    if new:
+        tx.session.add_all([mail for mail, _ in new])
         tx.session.flush()
-        for a in facts.attachments:
-            tx.session.add(MailAttachment(inbound_id=mail.id, filename=a.filename[:255],
-                                          content_type=a.content_type[:120], size=a.size, sha256=a.sha256,
-                                          data=None if a.refused else a.data, refused=a.refused))
-        _route_guarded(tx, mail, facts)
-        stored.new.append(mail.id)
+        tx.session.add_all([MailAttachment(inbound_id=mail.id, filename=a.filename[:255],
+                                           content_type=a.content_type[:120], size=a.size, sha256=a.sha256,
+                                           data=None if a.refused else a.data, refused=a.refused)
+                            for mail, facts in new for a in facts.attachments])
+        tx.session.flush()
+        lookup = Lookup.load(tx.session, [facts for _, facts in new])
+        tx.session.info["mail.lookup"] = lookup
+        try:
+            for mail, facts in new:
+                _route(tx, mail, facts, guarded)
+                if mail.deal_id is not None:
+                    lookup.by_message_id.setdefault(mail.message_id, mail.deal_id)
+                stored.new.append(mail.id)
+        finally:
+            tx.session.info.pop("mail.lookup", None)
     _advance(tx, mailbox, uidvalidity, last_uid)
     return stored
+
+
+def mail_key(message_id: str, content_hash: str) -> str:
+    """The de-duplication key of a message (flows.inbox, source "email")."""
+    return f"{message_id[:180]}#{content_hash[:16]}"
+
+
+def seen_mail(session: Session, keys: list[str]) -> set[str]:
+    """Which of these keys are stored already (read-only; the claim at store time decides)."""
+    query = select(InboundEvent.external_id).where(InboundEvent.source == "email")
+    return {row[0] for row in _in(session, query, InboundEvent.external_id, set(keys))}
+
+
+class RouteFailed(Exception):
+    """A message's route raised while the batch ran unguarded: run it again guarded."""
+
+
+def _claim_batch(session: Session, items: list[tuple[str, str]], now: datetime) -> set[str]:
+    """flows.inbox.claim for a whole batch in one INSERT … ON CONFLICT DO NOTHING RETURNING."""
+    if not items:
+        return set()
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    rows = [{"source": "email", "external_id": key, "content_hash": digest, "received_at": now}
+            for key, digest in items]
+    # executemany: one cached statement, sent in batches ("insertmanyvalues"), not a new
+    # 500-row VALUES statement to compile for every batch.
+    statement = insert(InboundEvent).on_conflict_do_nothing().returning(InboundEvent.external_id)
+    return set(session.scalars(statement, rows))
 
 
 def _advance(tx: Tx, mailbox: str, uidvalidity: int, last_uid: int) -> None:
@@ -229,49 +278,116 @@ def _advance(tx: Tx, mailbox: str, uidvalidity: int, last_uid: int) -> None:
         row.uidvalidity, row.last_uid, row.updated_at = uidvalidity, last_uid, tx.now
 
 
-def _route_guarded(tx: Tx, mail: InboundMail, facts: InboundFacts) -> None:
-    """One message's route fails alone: it is kept as FAILED with the error, the
-    others of the batch and the checkpoint go on."""
+def _route(tx: Tx, mail: InboundMail, facts: InboundFacts, guarded: bool) -> None:
+    route = KIND_ROUTES.get(facts.kind, _route_reply)
+    if not guarded:
+        try:
+            route(tx, mail, facts)
+        except Exception as error:
+            raise RouteFailed(f"message {mail.message_id}: {type(error).__name__}: {error}") from error
+        return
+    # One message's route fails alone: it is kept as FAILED with the error; the others
+    # of the batch and the checkpoint go on.
     events, outbox = len(tx._events), len(tx._outbox)
     savepoint = tx.session.begin_nested()
     try:
-        KIND_ROUTES.get(facts.kind, _route_reply)(tx, mail, facts)
+        route(tx, mail, facts)
         savepoint.commit()
     except Exception as error:  # noqa: BLE001 — recorded on the message for a person
         savepoint.rollback()
         del tx._events[events:], tx._outbox[outbox:]
         mail.status, mail.reason = MailStatus.FAILED, f"{type(error).__name__}: {error}"[:4000]
+        mail.deal_id = mail.matched_by = None
         tx.record("mail.route_failed", deal_id=None, customer_id=None, inbound_id=mail.id, error=mail.reason)
 
 
 # --- matching ------------------------------------------------------------------------
 
+def _in(session: Session, query: Any, column: Any, values: set[Any]) -> list[Any]:
+    """Rows of query where column IN values, in chunks (parameter limits)."""
+    ordered, rows = sorted(values), []
+    for start in range(0, len(ordered), 2000):
+        rows += session.execute(query.where(column.in_(ordered[start:start + 2000]))).all()
+    return rows
+
+
+@dataclass
+class Lookup:
+    """What a batch of messages may match, read in a few queries: our Message-IDs and
+    customers' earlier ones -> deal, quote and invoice numbers -> deal, the deals
+    themselves (held here, so the session does not reload them per message), our
+    outbound rows that bounces answer, and each customer's contact addresses."""
+
+    deals: dict[int, Deal] = field(default_factory=dict)
+    by_message_id: dict[str, int] = field(default_factory=dict)
+    by_number: dict[str, int] = field(default_factory=dict)
+    outbound: dict[str, OutboundMail] = field(default_factory=dict)
+    contacts: dict[int, set[str]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, session: Session, batch: list[InboundFacts]) -> Lookup:
+        found = cls()
+        threads = {t for f in batch for t in f.thread_ids}
+        bounced = {f.bounce_of for f in batch if f.bounce_of}
+        numbers = {n.upper() for f in batch for n in f.numbers}
+        for row in _in(session, select(OutboundMail), OutboundMail.message_id, threads | bounced):
+            found.outbound[row[0].message_id] = row[0]
+            if row[0].deal_id is not None:
+                found.by_message_id[row[0].message_id] = row[0].deal_id
+        inbound = select(InboundMail.message_id, InboundMail.deal_id).where(InboundMail.deal_id.is_not(None))
+        for message_id, deal_id in _in(session, inbound, InboundMail.message_id, threads):
+            found.by_message_id.setdefault(message_id, deal_id)
+        for number, deal_id in _in(session, select(Quote.number, Quote.deal_id), Quote.number, numbers):
+            found.by_number[number] = deal_id
+        invoices = select(Invoice.number, Invoice.deal_id)
+        for number, deal_id in _in(session, invoices, Invoice.number, numbers):
+            found.by_number.setdefault(number, deal_id)
+        ids = ({f.token_deal_id for f in batch if f.token_deal_id is not None}
+               | set(found.by_message_id.values()) | set(found.by_number.values()))
+        for (deal,) in _in(session, select(Deal), Deal.id, ids):
+            found.deals[deal.id] = deal
+        customers = {d.customer_id for d in found.deals.values()}
+        for customer_id, email in _in(session, select(Contact.customer_id, Contact.email), Contact.customer_id,
+                                      customers):
+            found.contacts.setdefault(customer_id, set()).add(email.lower())
+        return found
+
+    def deal(self, session: Session, deal_id: int | None) -> Deal | None:
+        if deal_id is None:
+            return None
+        if deal_id not in self.deals:
+            deal = session.get(Deal, deal_id)
+            if deal is None:
+                return None
+            self.deals[deal_id] = deal
+        return self.deals[deal_id]
+
+
+def _lookup(session: Session, facts: InboundFacts) -> Lookup:
+    return session.info.get("mail.lookup") or Lookup.load(session, [facts])
+
+
 def match_deal(session: Session, facts: InboundFacts) -> tuple[Deal | None, str | None]:
     """Our token first (unforgeable), then threading on our Message-IDs, then numbers."""
-    if facts.token_deal_id is not None:
-        deal = session.get(Deal, facts.token_deal_id)
+    lookup = _lookup(session, facts)
+    deal = lookup.deal(session, facts.token_deal_id)
+    if deal is not None:
+        return deal, "token"
+    for message_id in reversed(facts.thread_ids):  # References end with the most recent
+        deal = lookup.deal(session, lookup.by_message_id.get(message_id))
         if deal is not None:
-            return deal, "token"
-    if facts.thread_ids:
-        ids = list(facts.thread_ids)
-        deal_id = session.scalar(select(OutboundMail.deal_id).where(
-            OutboundMail.message_id.in_(ids), OutboundMail.deal_id.is_not(None)).order_by(OutboundMail.id.desc()))
-        if deal_id is None:
-            deal_id = session.scalar(select(InboundMail.deal_id).where(
-                InboundMail.message_id.in_(ids), InboundMail.deal_id.is_not(None)).order_by(InboundMail.id.desc()))
-        if deal_id is not None:
-            return session.get(Deal, deal_id), "thread"
-    if facts.numbers:
-        numbers = [n.upper() for n in facts.numbers]
-        deal_id = session.scalar(select(Quote.deal_id).where(Quote.number.in_(numbers)))
-        if deal_id is None:
-            deal_id = session.scalar(select(Invoice.deal_id).where(Invoice.number.in_(numbers)))
-        if deal_id is not None:
-            return session.get(Deal, deal_id), "number"
+            return deal, "thread"
+    for number in facts.numbers:
+        deal = lookup.deal(session, lookup.by_number.get(number.upper()))
+        if deal is not None:
+            return deal, "number"
     return None, None
 
 
 def _contact_emails(session: Session, customer_id: int) -> set[str]:
+    lookup = session.info.get("mail.lookup")
+    if lookup is not None and customer_id in lookup.contacts:
+        return lookup.contacts[customer_id]
     return {e.lower() for e in session.scalars(select(Contact.email).where(Contact.customer_id == customer_id))}
 
 
@@ -310,9 +426,7 @@ def _record_auto_reply(tx: Tx, mail: InboundMail, facts: InboundFacts) -> None:
 def _record_bounce(tx: Tx, mail: InboundMail, facts: InboundFacts) -> None:
     """A delivery report: tie it to our message, flag the recipient, tell the deal."""
     mail.status, mail.reason = MailStatus.BOUNCE, f"{facts.bounce_status or '?'} {facts.bounce_diagnostic}"[:4000]
-    outbound = None
-    if facts.bounce_of:
-        outbound = tx.session.scalar(select(OutboundMail).where(OutboundMail.message_id == facts.bounce_of))
+    outbound = _lookup(tx.session, facts).outbound.get(facts.bounce_of or "")
     if outbound is None:  # a DSN about mail we never sent (or backscatter): a person looks
         _to_triage(tx, mail, f"delivery report for a message we did not send ({facts.bounce_of})")
         mail.status = MailStatus.TRIAGE

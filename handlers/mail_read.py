@@ -6,10 +6,13 @@ A message the parsers cannot read is still stored (as a refused reply, so a pers
 sees it): nothing that arrives is dropped."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass
-from email import message_from_bytes, policy
+from email import message_from_bytes
+from email.parser import BytesHeaderParser
+from email.policy import EmailPolicy, compat32
 from email.message import EmailMessage
 from email.utils import getaddresses
 
@@ -23,6 +26,27 @@ from parsers.mail_token import deal_from_addresses, find_numbers
 _MSGID = re.compile(r"<[^<>\s]{1,250}>")
 
 
+class _CachingPolicy(EmailPolicy):
+    """policy.default, but a header value is parsed once: the stdlib re-parses a header
+    on every access (Content-Type alone a dozen times a message), and identical values
+    (Content-Type, Mime-Version, our authserv-id results) recur across messages.
+    Header objects are immutable, so sharing them is safe."""
+
+    def header_fetch_parse(self, name: str, value: str):  # type: ignore[no-untyped-def, override]
+        if hasattr(value, "name"):
+            return value
+        return _parsed_header(self.header_factory, name, _LINESEP.sub("", value))
+
+
+@functools.lru_cache(maxsize=8192)
+def _parsed_header(factory, name: str, value: str):  # type: ignore[no-untyped-def]
+    return factory(name, value)
+
+
+_LINESEP = re.compile(r"\n|\r")  # what EmailPolicy strips (not every splitlines() break)
+POLICY = _CachingPolicy()
+
+
 @dataclass(frozen=True)
 class ReadConfig:
     secret: str                                  # the deal token's HMAC key
@@ -30,11 +54,19 @@ class ReadConfig:
     limits: email_attachments.Limits = email_attachments.Limits()
 
 
+def identity(raw: bytes) -> tuple[str, str]:
+    """(Message-ID, content hash) from the raw bytes, without parsing the message: enough
+    to recognise mail already stored (a resync, a duplicate delivery) before paying for a parse."""
+    digest = content_hash(raw)
+    head = BytesHeaderParser(policy=compat32).parsebytes(raw[:65536])
+    return _first_id(re.sub(r"[\r\n]+", " ", str(head.get("Message-ID") or ""))) or f"<sha256.{digest[:32]}@closeloop>", digest
+
+
 def read_message(uid: int, raw: bytes, config: ReadConfig) -> InboundFacts:
-    message = message_from_bytes(raw, policy=policy.default)
+    message = message_from_bytes(raw, policy=POLICY)
     assert isinstance(message, EmailMessage)
-    message_id = _first_id(_header(message, "Message-ID")) or f"<sha256.{content_hash(raw)[:32]}@closeloop>"
-    base = dict(uid=uid, raw=raw, message_id=message_id, content_hash=content_hash(raw),
+    message_id, digest = identity(raw)
+    base = dict(uid=uid, raw=raw, message_id=message_id, content_hash=digest,
                 subject=_header(message, "Subject")[:500])
     try:
         return _read(message, raw, config, base)

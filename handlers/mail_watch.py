@@ -6,11 +6,12 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
+from functools import partial
 
 from adapters.imap_watcher import Fetched, ImapWatcher, Mailbox
 from closeloop.bootstrap import Services
-from flows.mail import read_checkpoint, store_messages
-from handlers.mail_read import ReadConfig, read_message
+from flows.mail import RouteFailed, mail_key, read_checkpoint, seen_mail, store_messages
+from handlers.mail_read import ReadConfig, identity, read_message
 from parsers.email_attachments import Limits
 
 log = logging.getLogger("closeloop.mail")
@@ -28,9 +29,18 @@ class LedgerSink:
         return self.services.ledger.read(read_checkpoint, mailbox.name)
 
     def store(self, mailbox: Mailbox, uidvalidity: int, batch: list[Fetched], last_uid: int) -> None:
-        facts = [read_message(item.uid, item.raw, self.config) for item in batch]
-        stored = self.services.ledger.run(store_messages, mailbox=mailbox.name, role=mailbox.role,
-                                          uidvalidity=uidvalidity, last_uid=last_uid, messages=facts)
+        # Recognise what is stored already (a resync, a redelivery) before parsing it.
+        keys = [mail_key(*identity(item.raw)) for item in batch]
+        seen = self.services.ledger.read(seen_mail, keys)
+        facts = [read_message(item.uid, item.raw, self.config) for item, key in zip(batch, keys) if key not in seen]
+        store = partial(self.services.ledger.run, store_messages, mailbox=mailbox.name, role=mailbox.role,
+                        uidvalidity=uidvalidity, last_uid=last_uid, messages=facts)
+        try:
+            stored = store()
+        except RouteFailed as error:  # rare: redo this batch message by message, keeping the failure
+            log.warning("mail %s: %s; storing the batch message by message", mailbox.name, error)
+            stored = store(guarded=True)
+        stored.duplicates += len(batch) - len(facts)
         if stored.new or stored.duplicates:
             log.info("mail %s: %d stored, %d duplicates (checkpoint %s:%s)", mailbox.name, len(stored.new),
                      stored.duplicates, uidvalidity, last_uid)
