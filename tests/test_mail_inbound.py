@@ -269,3 +269,38 @@ def test_signed_pdf_from_the_contact_goes_to_verification(mail_services, imap, d
     assert "mail.signed_return" in outbox_kinds(mail_services)
     count = mail_services.ledger.read(lambda s: s.scalar(select(func.count()).select_from(InboundMail)))
     assert count == 1
+
+
+def test_closeloop_mail_watch_once_reads_the_configured_mailbox(mail_services, imap, deal, monkeypatch, tmp_path):
+    from closeloop.cli import main
+    imap.deliver(reply(to=reply_address(BASE, deal, SECRET), body="Does the price include support?"))
+    for name, value in {"DATABASE_URL": mail_services.settings.database_url, "CLOSELOOP_MAIL_SECRET": SECRET,
+                        "CLOSELOOP_MAILBOXES": f"sales=imap://{USER}:{PASSWORD}@127.0.0.1:{imap.port}/{imap.folder}",
+                        "CLOSELOOP_OUTBOX_DIR": str(tmp_path / "outbox")}.items():
+        monkeypatch.setenv(name, value)
+    result = CliRunner().invoke(main, ["mail", "watch", "--once"])
+    assert result.exit_code == 0, result.output
+    assert f"sales:{USER}@127.0.0.1/{imap.folder}: 1 fetched" in result.output
+    [mail] = mails(mail_services)
+    assert (mail.deal_id, mail.status) == (deal, MailStatus.ROUTED)
+
+
+def test_without_a_mailbox_the_watcher_has_nothing_to_do(monkeypatch, tmp_path):
+    from closeloop.cli import main
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path}/c.db")
+    monkeypatch.delenv("CLOSELOOP_MAILBOXES", raising=False)
+    monkeypatch.delenv("IMAP_HOST", raising=False)
+    result = CliRunner().invoke(main, ["mail", "watch"])
+    assert result.exit_code == 0 and "nothing to watch" in result.output
+
+
+def test_idle_renewal_beyond_29_minutes_and_malformed_mailboxes_are_refused():
+    from pydantic import ValidationError
+
+    from closeloop.config import Settings
+    with pytest.raises(ValidationError):
+        Settings(CLOSELOOP_IMAP_IDLE_SECONDS=30 * 60)
+    with pytest.raises(ValueError, match="must look like"):
+        Settings(CLOSELOOP_MAILBOXES="sales=http://x").mailbox_urls()
+    [(role, url)] = Settings(IMAP_HOST="imap.example", IMAP_USERNAME="a@b", IMAP_PASSWORD="p;w").mailbox_urls()
+    assert role == "sales" and Mailbox.from_url(role, url).password == "p;w"
