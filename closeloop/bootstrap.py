@@ -98,6 +98,9 @@ NOT_YET = {
     "invoice.deliver": "invoice PDFs and email are not available yet (the documents and billing issues)",
     "payment.collect": "charging through a gateway is not available yet (the billing issue)",
     "license.provision": "signed license keys and provisioning are not available yet (the billing issue)",
+    "email.send": "SMTP is not configured (set SMTP_HOST): the message is kept here, not sent",
+    "slack.triage": "Slack is not configured: unmatched mail is listed by `closeloop mail triage`",
+    "mail.signed_return": "signed-PDF verification is not available yet (the documents issue: parsers/signed_quote.py)",
 }
 
 
@@ -112,6 +115,37 @@ def routes(services: Services, retry: RetryPolicy) -> dict[str, Route]:
         threads = SlackDealThreads(slack_client(settings.slack_bot_token, settings.slack_api_url),  # type: ignore[arg-type]
                                    services.ledger, settings.slack_deals_channel)
         table["slack.deal_thread"] = Route(threads.post, retry)
+    table.update(mail_routes(services))
+    return table
+
+
+# RFC 5321 4.5.4.1: keep retrying transient SMTP failures for days, at most every few hours.
+EMAIL_RETRY = RetryPolicy(base=timedelta(minutes=1), cap=timedelta(hours=4), max_attempts=36)
+
+
+def mail_routes(services: Services) -> dict[str, Route]:
+    """The email agent's outbox routes, when their services are configured."""
+    from adapters.smtp_mailer import SmtpMailer, SmtpRelay
+    from parsers.mail_token import reply_address
+    s = services.settings
+    table: dict[str, Route] = {}
+    if s.slack_enabled:
+        from adapters.slack_mail import SlackTriage
+        triage = SlackTriage(slack_client(s.slack_bot_token, s.slack_api_url),  # type: ignore[arg-type]
+                             s.slack_triage_channel or s.slack_deals_channel)
+        table["slack.triage"] = Route(triage.post, RetryPolicy(max_attempts=s.relay_max_attempts))
+    if s.smtp_host:
+        secret, base = s.mail_token_secret(), s.mail_reply_to or s.mail_from
+        fallback = None
+        if s.smtp_fallback_host:
+            fallback = SmtpRelay("fallback", s.smtp_fallback_host, s.smtp_fallback_port, s.smtp_fallback_username,
+                                 s.smtp_fallback_password, s.smtp_fallback_starttls, s.smtp_timeout)
+        mailer = SmtpMailer(services.ledger, SmtpRelay("primary", s.smtp_host, s.smtp_port, s.smtp_username,
+                                                       s.smtp_password, s.smtp_starttls, s.smtp_timeout),
+                            sender=s.mail_from, company=s.mail_company, fallback=fallback,
+                            fallback_after=s.smtp_fallback_after,
+                            reply_to_for=lambda deal_id: reply_address(base, deal_id, secret) if deal_id else base)
+        table["email.send"] = Route(mailer.send, EMAIL_RETRY)
     return table
 
 

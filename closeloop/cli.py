@@ -294,3 +294,5 @@ from closeloop.render_cli import render_group  # noqa: E402
 
 main.add_command(render_group)
 main.add_command(_parse_group)
+from closeloop.mail_cli import mail as _mail  # noqa: E402 — the email agent's commands
+main.add_command(_mail)

@@ -62,6 +62,84 @@ class Settings(BaseSettings):
     port: int = Field(3000, alias="PORT")
     host: str = Field("0.0.0.0", alias="CLOSELOOP_HOST", description="address `closeloop web` listens on")
 
+    # Email (the email agent). No mailbox configured: the watcher does nothing; no SMTP_HOST:
+    # outgoing mail goes to the file sink.
+    mailboxes: str = Field("", alias="CLOSELOOP_MAILBOXES",
+                           description='"sales=imap://user:pass@host:143/INBOX;finance=imaps://…" (role=URL)')
+    imap_host: str | None = Field(None, alias="IMAP_HOST", description="one mailbox without CLOSELOOP_MAILBOXES")
+    imap_port: int = Field(993, alias="IMAP_PORT")
+    imap_ssl: bool = Field(True, alias="IMAP_SSL")
+    imap_username: str = Field("", alias="IMAP_USERNAME")
+    imap_password: str = Field("", alias="IMAP_PASSWORD")
+    imap_folder: str = Field("INBOX", alias="IMAP_FOLDER")
+    imap_role: str = Field("sales", alias="IMAP_ROLE")
+    imap_idle_seconds: float = Field(25 * 60, alias="CLOSELOOP_IMAP_IDLE_SECONDS", gt=0, le=29 * 60,
+                                     description="re-IDLE this often (RFC 2177: servers may drop us at 30 min)")
+    imap_backoff_max_seconds: float = Field(300, alias="CLOSELOOP_IMAP_BACKOFF_MAX_SECONDS", gt=0)
+    imap_batch: int = Field(200, alias="CLOSELOOP_IMAP_BATCH", ge=1, le=5000)
+    mail_from: str = Field("sales@closeloop.invalid", alias="CLOSELOOP_MAIL_FROM")
+    mail_company: str = Field("closeloop", alias="CLOSELOOP_COMPANY_NAME", description="signs customer mail")
+    mail_reply_to: str | None = Field(None, alias="CLOSELOOP_MAIL_REPLY_TO",
+                                      description="base of the tokened Reply-To (default: the From address)")
+    mail_secret: str | None = Field(None, alias="CLOSELOOP_MAIL_SECRET",
+                                    description="HMAC key of the deal token in Reply-To (default: generated once)")
+    mail_secret_file: Path = Field(Path("closeloop-mail.secret"), alias="CLOSELOOP_MAIL_SECRET_FILE")
+    mail_authserv_id: str | None = Field(None, alias="CLOSELOOP_MAIL_AUTHSERV_ID",
+                                         description="our receiving server's Authentication-Results id")
+    mail_max_attachment_mb: int = Field(20, alias="CLOSELOOP_MAIL_MAX_ATTACHMENT_MB", ge=1)
+    mail_max_parts: int = Field(100, alias="CLOSELOOP_MAIL_MAX_PARTS", ge=1)
+    mail_max_depth: int = Field(10, alias="CLOSELOOP_MAIL_MAX_DEPTH", ge=1)
+    smtp_host: str | None = Field(None, alias="SMTP_HOST")
+    smtp_port: int = Field(587, alias="SMTP_PORT")
+    smtp_username: str | None = Field(None, alias="SMTP_USERNAME")
+    smtp_password: str | None = Field(None, alias="SMTP_PASSWORD")
+    smtp_starttls: bool = Field(True, alias="SMTP_STARTTLS")
+    smtp_timeout: float = Field(30, alias="SMTP_TIMEOUT")
+    smtp_fallback_host: str | None = Field(None, alias="SMTP_FALLBACK_HOST")
+    smtp_fallback_port: int = Field(587, alias="SMTP_FALLBACK_PORT")
+    smtp_fallback_username: str | None = Field(None, alias="SMTP_FALLBACK_USERNAME")
+    smtp_fallback_password: str | None = Field(None, alias="SMTP_FALLBACK_PASSWORD")
+    smtp_fallback_starttls: bool = Field(True, alias="SMTP_FALLBACK_STARTTLS")
+    smtp_fallback_after: int = Field(3, alias="SMTP_FALLBACK_AFTER", ge=1,
+                                     description="consecutive primary failures before the fallback relay is used")
+    slack_triage_channel: str | None = Field(None, alias="SLACK_TRIAGE_CHANNEL",
+                                             description="unmatched mail is listed here (default: the deals channel)")
+
+    @property
+    def mail_domain(self) -> str:
+        """The domain of our Message-IDs."""
+        return self.mail_from.rpartition("@")[2] or "closeloop.invalid"
+
+    def mail_token_secret(self) -> str:
+        """The configured secret, or one generated on first use and kept in a file."""
+        if self.mail_secret:
+            return self.mail_secret
+        path = self.mail_secret_file
+        if path.exists():
+            return path.read_text().strip()
+        import secrets
+        value = secrets.token_hex(32)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(value + "\n")
+        path.chmod(0o600)
+        return value
+
+    def mailbox_urls(self) -> list[tuple[str, str]]:
+        """[(role, imap URL)] from CLOSELOOP_MAILBOXES, or the single IMAP_* mailbox."""
+        found = []
+        for part in filter(None, (p.strip() for p in self.mailboxes.split(";"))):
+            role, sep, url = part.partition("=")
+            if not sep or not url.startswith(("imap://", "imaps://")):
+                raise ValueError(f"mailbox {part!r} must look like sales=imap://user:pass@host:143/INBOX")
+            found.append((role.strip(), url.strip()))
+        if not found and self.imap_host:
+            from urllib.parse import quote
+            scheme = "imaps" if self.imap_ssl else "imap"
+            found.append((self.imap_role, f"{scheme}://{quote(self.imap_username, safe='')}:"
+                                          f"{quote(self.imap_password, safe='')}@{self.imap_host}:{self.imap_port}/"
+                                          f"{quote(self.imap_folder, safe='')}"))
+        return found
+
     @property
     def slack_enabled(self) -> bool:
         return bool(self.slack_bot_token and self.slack_signing_secret)

@@ -98,6 +98,7 @@ ACTIONS = {
     "invoice.view": "looking up invoices", "invoice.resend": "resending an invoice",
     "invoice.mark_paid": "marking an invoice paid", "license.view": "looking up licenses",
     "license.suspend": "suspending or reinstating a license", "collect.statement": "sending a statement",
+    "mail.reply": "emailing a reply to the customer",
 }
 
 # action -> the roles that may take it; anything not listed here is denied
@@ -109,4 +110,5 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "invoice.view": _ANY, "license.view": _ANY,
     "invoice.resend": _FINANCE, "invoice.mark_paid": _FINANCE, "license.suspend": _FINANCE,
     "collect.statement": _FINANCE,
+    "mail.reply": _SALES,
 }

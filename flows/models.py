@@ -8,6 +8,7 @@ from flows.deals import Deal, SignatureEnvelope
 from flows.inbox import InboundEvent
 from flows.invoices import Invoice, InvoiceLine, NumberSeries
 from flows.licenses import License
+from flows.mail import ContactFlag, InboundMail, MailAttachment, MailCheckpoint, OutboundMail, PaymentClaim
 from flows.outbox import OutboxMessage
 from flows.parties import Contact, Customer
 from flows.quotes import Quote, QuoteLine, QuoteVersion
@@ -17,4 +18,5 @@ __all__ = [
     "Base", "Charge", "Contact", "Customer", "Deal", "Event", "InboundEvent", "Invoice", "InvoiceLine",
     "License", "NumberSeries", "OutboxMessage", "Payment", "Quote", "QuoteLine", "QuoteVersion", "RoleGrant",
     "SignatureEnvelope", "Sku", "SkuPrice", "Subscription", "SubscriptionPeriod",
+    "ContactFlag", "InboundMail", "MailAttachment", "MailCheckpoint", "OutboundMail", "PaymentClaim",
 ]

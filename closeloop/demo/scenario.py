@@ -22,6 +22,7 @@ from closeloop.bootstrap import Embedded, apply_role_grants, build
 from closeloop.config import Settings
 from closeloop.demo import documents_scene
 from closeloop.demo.loopback_slack import APP, SIGNING_SECRET, TEAM, FakeSlackApi
+from closeloop.demo.mail_scene import MailScene
 from closeloop.demo.slack_scene import FINANCE, MANAGER, PEOPLE, REP, ROLES, Answer, SlackScene, calls_json, describe
 from flows.billing import Subscription
 from flows.catalog_file import read_catalog
@@ -98,9 +99,11 @@ def run_demo(out: Path) -> int:
 
 def _scenario(out: Path, log: Transcript) -> None:
     api = FakeSlackApi().start()
+    mail = MailScene()  # real SMTP and IMAP servers on loopback
     try:
-        _deal(out, log, api)
+        _deal(out, log, api, mail)
     finally:
+        mail.close()
         api.stop()
         _write_calls(out, api)  # also when the demo broke: what Slack saw until then
 
@@ -110,13 +113,14 @@ def _write_calls(out: Path, api: FakeSlackApi) -> None:
                                           + "\n", encoding="utf-8")
 
 
-def _deal(out: Path, log: Transcript, api: FakeSlackApi) -> None:
+def _deal(out: Path, log: Transcript, api: FakeSlackApi, mail: MailScene) -> None:
     settings = Settings(database_url=f"sqlite:///{out}/closeloop.db", outbox_dir=out / "outbox",
                         documents_dir=out / "documents",
                         timezone="Europe/Warsaw", relay_poll_seconds=0.05,
                         slack_bot_token="xoxb-demo", slack_signing_secret=SIGNING_SECRET,
                         slack_api_url=api.base_url, slack_team_id=TEAM, slack_app_id=APP,
                         slack_deals_channel="C0DEALS", slack_roles=ROLES)
+    settings = settings.model_copy(update=mail.settings())
     clock = ManualClock(datetime.now(timezone.utc).replace(microsecond=0))
     log.say(f"closeloop demo — {clock.now():%Y-%m-%d %H:%M} UTC — everything under {out}")
     log.say()
@@ -142,7 +146,7 @@ def _deal(out: Path, log: Transcript, api: FakeSlackApi) -> None:
     with Embedded(services):
         scene = SlackScene(services, api)
         try:
-            deal_id = _quote_and_pipeline(log, services, scene, customer_id, clock)
+            deal_id = _quote_and_pipeline(log, services, scene, customer_id, clock, mail)
         finally:
             scene.close()
         services.relay.drain()
@@ -158,7 +162,7 @@ def _deal(out: Path, log: Transcript, api: FakeSlackApi) -> None:
 
 
 def _quote_and_pipeline(log: Transcript, services: Any, scene: SlackScene, customer_id: int,
-                        clock: ManualClock) -> int:
+                        clock: ManualClock, mail: MailScene) -> int:
     ledger = services.ledger
     if scene.unavailable:
         log.not_yet("Slack commands and buttons", scene.unavailable)
@@ -203,6 +207,7 @@ def _quote_and_pipeline(log: Transcript, services: Any, scene: SlackScene, custo
     if ledger.read(lambda s: s.get(Deal, deal_id).stage) is Stage.QUOTED:
         log.step("sent for signature to anna.kowalska@kowalski-logistics.example (the step /quote send calls)",
                  lambda: ledger.run(send_quote, deal_id, provider="email", actor=REP))
+    mail.run(log, services, scene, deal_id, REP)
     log.not_yet("DocuSign envelope / signing by email",
                 "the e-signature issue; the request is in outbox/esign.send.jsonl")
     clock.advance(timedelta(days=2, hours=3))

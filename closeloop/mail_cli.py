@@ -1,0 +1,59 @@
+"""`closeloop mail …`: the IMAP watcher process and the triage list."""
+from __future__ import annotations
+
+import signal
+import threading
+
+import click
+
+from closeloop.bootstrap import build
+from closeloop.config import load_settings
+from flows.mail import triage_list
+
+
+@click.group()
+def mail() -> None:
+    """The email agent: watch the inboxes, list what needs a person."""
+
+
+@mail.command("watch")
+@click.option("--once", is_flag=True, help="fetch what is new in every mailbox, then exit")
+def watch_command(once: bool) -> None:
+    """Watch every configured mailbox (CLOSELOOP_MAILBOXES or IMAP_*) with IDLE."""
+    from closeloop import migrate
+    from handlers.mail_watch import watch, watchers
+    settings = load_settings()
+    if settings.database_url.startswith("sqlite"):
+        migrate.upgrade(settings.database_url)
+    services = build(settings)
+    found = watchers(services)
+    if not found:
+        click.echo("no mailbox configured (set CLOSELOOP_MAILBOXES or IMAP_HOST): nothing to watch")
+        return
+    if once:
+        for watcher in found:
+            click.echo(f"{watcher.mailbox.name}: {watcher.sync_once()} fetched")
+        return
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    threads = watch(services, stop, found)
+    click.echo(f"watching {', '.join(w.mailbox.name for w in found)} (Ctrl-C to stop)")
+    stop.wait()
+    for thread in threads:
+        thread.join(timeout=10)
+    click.echo("stopped")
+
+
+@mail.command("triage")
+def triage_command() -> None:
+    """Mail that matched no deal, or needs review, with the reason."""
+    services = build(load_settings())
+    rows = services.ledger.read(triage_list)
+    if not rows:
+        click.echo("nothing to triage")
+    for row in rows:
+        excerpt = " ".join(row.text.split())[:100]
+        click.echo(f"#{row.id} {row.status.value:7} {row.received_at:%Y-%m-%d %H:%M} {row.from_address or '?'} "
+                   f"\"{row.subject[:60]}\" — {row.reason}\n    {excerpt}")
+    services.close()

@@ -1,0 +1,150 @@
+"""One fetched message -> the facts the ledger routes on, by the pure parsers: its
+kind (reply, auto-reply, bounce), the deal token in our address, its thread and the
+numbers it quotes, the new text and intent, the sender check, the attachment policy.
+
+A message the parsers cannot read is still stored (as a refused reply, so a person
+sees it): nothing that arrives is dropped."""
+from __future__ import annotations
+
+import functools
+import hashlib
+import re
+from dataclasses import dataclass
+from email import message_from_bytes
+from email.parser import BytesHeaderParser
+from email.policy import EmailPolicy, compat32
+from email.message import EmailMessage
+from email.utils import getaddresses
+
+from flows.mail import AttachmentFacts, InboundFacts
+from parsers import email_attachments
+from parsers.email_kind import MessageKind, classify_message
+from parsers.email_reply import classify_intent, extract_reply
+from parsers.email_sender import check_sender, parse_from
+from parsers.mail_token import deal_from_addresses, find_numbers
+
+_MSGID = re.compile(r"<[^<>\s]{1,250}>")
+
+
+class _CachingPolicy(EmailPolicy):
+    """policy.default, but a header value is parsed once: the stdlib re-parses a header
+    on every access (Content-Type alone a dozen times a message), and identical values
+    (Content-Type, Mime-Version, our authserv-id results) recur across messages.
+    Header objects are immutable, so sharing them is safe."""
+
+    def header_fetch_parse(self, name: str, value: str):  # type: ignore[no-untyped-def, override]
+        if hasattr(value, "name"):
+            return value
+        return _parsed_header(self.header_factory, name, _LINESEP.sub("", value))
+
+
+@functools.lru_cache(maxsize=8192)
+def _parsed_header(factory, name: str, value: str):  # type: ignore[no-untyped-def]
+    return factory(name, value)
+
+
+_LINESEP = re.compile(r"\n|\r")  # what EmailPolicy strips (not every splitlines() break)
+POLICY = _CachingPolicy()
+
+
+@dataclass(frozen=True)
+class ReadConfig:
+    secret: str                                  # the deal token's HMAC key
+    authserv_id: str | None = None               # our receiving server's Authentication-Results id
+    limits: email_attachments.Limits = email_attachments.Limits()
+
+
+def identity(raw: bytes) -> tuple[str, str]:
+    """(Message-ID, content hash) from the raw bytes, without parsing the message: enough
+    to recognise mail already stored (a resync, a duplicate delivery) before paying for a parse."""
+    digest = content_hash(raw)
+    head = BytesHeaderParser(policy=compat32).parsebytes(raw[:65536])
+    return _first_id(re.sub(r"[\r\n]+", " ", str(head.get("Message-ID") or ""))) or f"<sha256.{digest[:32]}@closeloop>", digest
+
+
+def read_message(uid: int, raw: bytes, config: ReadConfig) -> InboundFacts:
+    message = message_from_bytes(raw, policy=POLICY)
+    assert isinstance(message, EmailMessage)
+    message_id, digest = identity(raw)
+    base = dict(uid=uid, raw=raw, message_id=message_id, content_hash=digest,
+                subject=_header(message, "Subject")[:500])
+    try:
+        return _read(message, raw, config, base)
+    except Exception as error:  # noqa: BLE001 — an unreadable message is kept and shown, not lost
+        return InboundFacts(**base, from_address=None, kind="reply", message_refused=f"could not read it: "
+                            f"{type(error).__name__}: {error}"[:500], sender_reason="unreadable message")
+
+
+def _read(message: EmailMessage, raw: bytes, config: ReadConfig, base: dict) -> InboundFacts:  # type: ignore[type-arg]
+    kind = classify_message(message)
+    thread = tuple(_MSGID.findall(_header(message, "In-Reply-To") + " " + _header(message, "References")))[-20:]
+    recipients = [a for _, a in getaddresses([_header(message, h) for h in ("To", "Cc", "Delivered-To",
+                                                                             "X-Original-To")])]
+    token_deal = deal_from_addresses(recipients, config.secret)
+    if kind.kind is MessageKind.BOUNCE:
+        bounce = kind.bounce
+        return InboundFacts(**base, from_address=None, kind="bounce", kind_reason=kind.reason,
+                            bounce_of=bounce.original_message_id if bounce else None,
+                            bounce_recipient=bounce.recipient if bounce else None,
+                            bounce_status=bounce.status if bounce else None,
+                            bounce_permanent=bounce.permanent if bounce else True,
+                            bounce_diagnostic=bounce.diagnostic if bounce else "")
+    sender = check_sender(message, raw, authserv_id=config.authserv_id or "") if config.authserv_id else None
+    address = sender.address if sender else parse_from(message)[0]
+    if kind.kind is MessageKind.AUTO_REPLY:
+        return InboundFacts(**base, from_address=address, kind="auto_reply", kind_reason=kind.reason,
+                            token_deal_id=token_deal, thread_ids=thread)
+    verdict = email_attachments.check_message(message, config.limits)
+    text, html = _bodies(message)
+    reply = extract_reply(text, html)
+    names = tuple(a.filename for a in verdict.attachments if not a.refused)
+    intent = classify_intent(reply.body, base["subject"], names)
+    attachments = tuple(AttachmentFacts(a.filename, a.content_type, a.size, a.sha256,
+                                        None if a.refused else a.data, a.refused, a.detail)
+                        for a in verdict.attachments)
+    return InboundFacts(**base, from_address=address, kind="reply", kind_reason=kind.reason,
+                        token_deal_id=token_deal, thread_ids=thread,
+                        numbers=find_numbers(base["subject"], reply.body),
+                        intent=intent.value, text=reply.reply,
+                        sender_ok=bool(sender and sender.authenticated),
+                        sender_reason=(sender.reason if sender else "no authserv-id configured "
+                                       "(CLOSELOOP_MAIL_AUTHSERV_ID): senders cannot be authenticated"),
+                        message_refused=f"{verdict.refused}: {verdict.detail}" if verdict.refused else None,
+                        attachments=attachments)
+
+
+def content_hash(raw: bytes) -> str:
+    """The body and the headers a sender writes; not the Received/Delivered-To lines
+    each hop and each mailbox adds, so the same mail delivered twice hashes the same."""
+    head, _, body = raw.replace(b"\r\n", b"\n").partition(b"\n\n")
+    keep = [line for line in re.split(rb"\n(?![ \t])", head)
+            if line.split(b":", 1)[0].strip().lower() in (b"from", b"to", b"cc", b"subject", b"date",
+                                                           b"message-id", b"content-type")]
+    return hashlib.sha256(b"\n".join(sorted(keep)) + b"\n\n" + body).hexdigest()
+
+
+def _bodies(message: EmailMessage) -> tuple[str, str | None]:
+    text = message.get_body(preferencelist=("plain",))
+    html = message.get_body(preferencelist=("html",))
+    return (_content(text) if text is not None else ""), (_content(html) if html is not None else None)
+
+
+def _content(part: EmailMessage) -> str:
+    try:
+        return str(part.get_content())
+    except (LookupError, ValueError):
+        payload = part.get_payload(decode=True) or b""
+        return payload.decode("utf-8", errors="replace") if isinstance(payload, bytes) else str(payload)
+
+
+def _header(message: EmailMessage, name: str) -> str:
+    try:
+        value = message.get(name)
+    except (ValueError, IndexError):  # a header the registry cannot parse: fall back to the raw text
+        value = next((v for k, v in message.raw_items() if k.lower() == name.lower()), "")
+    return re.sub(r"[\r\n]+", " ", str(value or ""))
+
+
+def _first_id(value: str) -> str | None:
+    found = _MSGID.search(value)
+    return found.group(0) if found else (value.strip()[:250] or None)
