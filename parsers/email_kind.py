@@ -47,7 +47,11 @@ def classify_message(message: EmailMessage) -> Kind:
 
 # --- bounces -----------------------------------------------------------------------
 
-_EMAIL = re.compile(r"[\w.+'=-]+@[\w-]+(?:\.[\w-]+)+")
+# Where a report carries the message it answers; some MTAs label the headers-only copy
+# message/rfc822-headers (RFC 6522 says text/rfc822-headers, handled on its own).
+_ORIGINAL_PARTS = ("message/rfc822", "message/rfc822-headers")
+# Starts only where a run of address characters starts: searching a long run stays linear.
+_EMAIL = re.compile(r"(?<![\w.+'=-])[\w.+'=-]+@[\w-]+(?:\.[\w-]+)+")
 _STATUS = re.compile(r"(?<![\d.])([245]\.\d{1,3}\.\d{1,3})(?![\d.])")
 _SMTP_CODE = re.compile(r"(?<!\d)([45]\d\d)(?:[ -]|$)")
 _MESSAGE_ID = re.compile(r"^\s*Message-ID:\s*(<[^>\s]+>)", re.IGNORECASE | re.MULTILINE)
@@ -102,7 +106,7 @@ def _delivery_status_report(message: Message) -> Kind:
                         fields.setdefault(name.lower(), str(value))
                     if "final-recipient" in {k.lower() for k in block.keys()}:
                         break  # the first recipient block describes the failure
-        elif content_type == "message/rfc822" and original_id is None:
+        elif content_type in _ORIGINAL_PARTS and original_id is None:
             inner = part.get_payload()
             inner = inner[0] if isinstance(inner, list) and inner else inner
             if isinstance(inner, Message) and inner.get("Message-ID"):
@@ -137,7 +141,7 @@ def _inline_bounce(message: Message, subject: str) -> Kind:
         text = html_to_text(html)
     original_id = None
     for part in message.walk():
-        if part.get_content_type() == "message/rfc822":
+        if part.get_content_type() in _ORIGINAL_PARTS:
             inner = part.get_payload()
             inner = inner[0] if isinstance(inner, list) and inner else inner
             if isinstance(inner, Message) and inner.get("Message-ID"):

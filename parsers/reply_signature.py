@@ -13,7 +13,7 @@ from parsers.reply_patterns import INVISIBLE, MOBILE_FOOTER, SIGN_OFF, SIGN_OFF_
 
 _DELIMITER = re.compile(r"^\s*(?:--|—|–)\s*$")
 _RULE = re.compile(r"^\s*(?:[-_=*~#]\s*){5,}$")
-_EMAIL = re.compile(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+")
+_EMAIL = re.compile(r"(?<![\w.+'-])[\w.+'-]+@[\w-]+(?:\.[\w-]+)+")  # linear on long runs
 _URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
 _PHONE = re.compile(r"(?:\+|\(\d|\b\d)[\d ().\-/]{6,}\d")
 _CONTACT_LABEL = re.compile(

@@ -105,7 +105,7 @@ def deal(mail_services) -> int:
 
 
 def test_customer_question_to_the_tokened_address_reaches_the_deal_thread(mail_services, imap, deal):
-    imap.deliver(reply(to=reply_address(BASE, deal, SECRET), body="Can we pay in two parts?\n\nOn Mon wrote:\n> q"))
+    imap.deliver(reply(to=reply_address(BASE, deal, SECRET), body="Can we pay in two parts?\n\nOn Mon, 9 Mar 2026 at 10:02, Kowalski Sales <sales@example.com> wrote:\n> q"))
     before = outbox_kinds(mail_services)
     assert watcher_for(mail_services, imap.port, imap).sync_once() == 1
     [mail] = mails(mail_services)
