@@ -97,6 +97,9 @@ NOT_YET = {
     "invoice.deliver": "invoice PDFs and email are not available yet (the documents and billing issues)",
     "payment.collect": "charging through a gateway is not available yet (the billing issue)",
     "license.provision": "signed license keys and provisioning are not available yet (the billing issue)",
+    "email.quote_reminder": "reminder emails are not available yet (the email issue)",
+    "email.check_in": "check-in emails are not available yet (the email issue)",
+    "billing.invoice_period": "invoicing a subscription period is not available yet (the billing issue)",
 }
 
 
