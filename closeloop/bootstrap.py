@@ -108,6 +108,8 @@ def routes(services: Services, retry: RetryPolicy) -> dict[str, Route]:
     for kind, note in NOT_YET.items():
         table[kind] = Route(services.sink.handler(note), retry)
     settings = services.settings
+    from closeloop.gaps_wiring import gap_routes  # completeness: the daily digest
+    table.update(gap_routes(services, retry))
     if settings.slack_enabled:
         threads = SlackDealThreads(slack_client(settings.slack_bot_token, settings.slack_api_url),  # type: ignore[arg-type]
                                    services.ledger, settings.slack_deals_channel)

@@ -144,7 +144,8 @@ def run_command() -> None:
     configured serve it too (Socket Mode with SLACK_APP_TOKEN, else HTTP on $PORT)."""
     services = _start(migrate_embedded=True, always=True)
     stop = _stop_on_signals()
-    with Embedded(services):
+    from closeloop.gaps_wiring import GapScheduler
+    with Embedded(services), GapScheduler(services):
         if services.settings.slack_enabled and services.settings.slack_app_token:
             handler = _socket_mode(services)
             handler.connect()
@@ -272,6 +273,10 @@ def _socket_mode(services: Services):  # type: ignore[no-untyped-def]
     from bot.app import build_app
     from bot.server import socket_mode
     return socket_mode(build_app(services), services)
+
+
+from closeloop.gaps_cli import register as _register_gaps  # noqa: E402 — `closeloop gaps`, `closeloop usage`
+_register_gaps(main)
 
 
 @main.command("demo")

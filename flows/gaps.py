@@ -73,7 +73,8 @@ class Rule:
     finish: Callable[[Mapping[str, Any], int], tuple[int | None, str | None]] | None = None
 
     def explain(self, threshold: int | None = None) -> str:
-        return self.description.replace("N", str(self.threshold if threshold is None else threshold))
+        text = self.description.replace("N", str(self.threshold if threshold is None else threshold))
+        return text.replace(" 1 hours", " 1 hour").replace(" 1 days", " 1 day")
 
 
 @dataclass(frozen=True)
