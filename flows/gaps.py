@@ -13,6 +13,7 @@ invoice-overdue=3" overrides the defaults in the table at the bottom of this mod
 The lifecycle (evaluate_gaps, snooze_gap) and the read views live in flows/gap_states.py."""
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -73,7 +74,7 @@ class Rule:
     finish: Callable[[Mapping[str, Any], int], tuple[int | None, str | None]] | None = None
 
     def explain(self, threshold: int | None = None) -> str:
-        text = self.description.replace("N", str(self.threshold if threshold is None else threshold))
+        text = re.sub(r"\bN\b", str(self.threshold if threshold is None else threshold), self.description)
         return text.replace(" 1 hours", " 1 hour").replace(" 1 days", " 1 day")
 
 
