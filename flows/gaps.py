@@ -279,7 +279,7 @@ def usage_unbilled(ctx: Context) -> Select[Any]:
     return (select(*_row(VendorUsage.id, null(), null(), _text(FINANCE), VendorUsage.amount, VendorUsage.currency,
                          VendorUsage.period_end, VendorUsage.vendor,
                          cast(VendorUsage.quantity, String) + _text("|") + cast(charged, String) + _text("|")
-                         + Sku.code))
+                         + Sku.unit))
             .join(Sku, Sku.id == VendorUsage.sku_id)
             .where(cast(VendorUsage.quantity, Numeric(18, 6)) * 100 > charged * (100 + ctx.threshold)))
 
@@ -327,11 +327,11 @@ def _period_fee(row: Mapping[str, Any], _: int) -> tuple[int | None, str | None]
 
 
 def _usage_figures(row: Mapping[str, Any], _: int) -> tuple[int | None, str | None]:
-    billed_text, charged_text, sku = str(row["extra"]).split("|")
+    billed_text, charged_text, unit = str(row["extra"]).split("|")
     billed, charged = Decimal(billed_text).normalize(), Decimal(charged_text).quantize(Decimal("0.000001")).normalize()
     amount = row["amount"]
     at_stake = round_half_up(Decimal(amount) * (billed - charged) / billed) if amount is not None and billed else None
-    return at_stake, f"vendor billed {format(billed, 'f')}, customers charged {format(charged, 'f')} {sku}"
+    return at_stake, f"vendor billed {format(billed, 'f')} {unit}, customers charged {format(charged, 'f')} {unit}"
 
 
 def _bounce_role(row: Mapping[str, Any], _: int) -> tuple[int | None, str | None]:
