@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, case, func, insert, select, update
+from sqlalchemy import bindparam, case, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from flows.errors import InvalidInput
@@ -57,6 +57,7 @@ class Evaluation:
 
 def scan(session: Session, policy: GapPolicy, now: datetime, rules: Collection[Rule] = RULES) -> dict[tuple[str, int], Found]:
     """Run every rule once; the gaps they return, by (rule, entity id)."""
+    tune(session)
     found: dict[tuple[str, int], Found] = {}
     for rule in rules:
         ctx = policy.context(rule, now)
@@ -69,6 +70,13 @@ def scan(session: Session, policy: GapPolicy, now: datetime, rules: Collection[R
                                _int(amount), row["currency"] if amount is not None else None,
                                _instant(row["since"], policy, now), _clip(row["ref"], 120), _clip(detail, 300))
     return found
+
+
+def tune(session: Session) -> None:
+    """PostgreSQL's JIT compiles plans whose cost estimate is high (a scan of a large
+    ledger) and spends more time compiling than these short, indexed queries take."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL jit = off"))
 
 
 def evaluate_gaps(tx: Tx, policy: GapPolicy) -> Evaluation:
