@@ -94,7 +94,6 @@ class VendorUsage(Base):
 # Indexes the gap rules' plans need on the ledger's own tables (bench/gap_rules.py
 # prints the plans). Declared here, beside the rules that use them.
 def _ledger_indexes() -> None:
-    from flows.billing import SubscriptionPeriod
     from flows.deals import Deal
     from flows.invoices import Invoice, InvoiceLine
     from flows.parties import Contact
@@ -103,7 +102,7 @@ def _ledger_indexes() -> None:
 
     Index("ix_deals_stage_stage_changed_at", Deal.stage, Deal.stage_changed_at)
     Index("ix_invoices_status_due_on", Invoice.status, Invoice.due_on)
-    Index("ix_subscription_periods_subscription_id_end", SubscriptionPeriod.subscription_id, SubscriptionPeriod.end)
+    # subscriptions.billed_through (flows/billing.py) has its own index, kept by a trigger
     Index("ix_invoice_lines_sku_id_period_start", InvoiceLine.sku_id, InvoiceLine.period_start)
     Index("ix_contacts_bounced_at", Contact.bounced_at)
     Index("ix_events_customer_id_occurred_at", Event.customer_id, Event.occurred_at)

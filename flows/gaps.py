@@ -21,7 +21,9 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import BigInteger, Numeric, String, and_, cast, exists, func, literal, null, or_, select, union_all
+from sqlalchemy import (BigInteger, Boolean, ColumnElement, Numeric, String, and_, cast, exists, func, literal, null,
+                        or_, select, union_all)
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql import Select
 
@@ -120,6 +122,28 @@ def parse_thresholds(text: str) -> dict[str, int]:
 
 # --- building blocks ----------------------------------------------------------------------
 
+class selective(ColumnElement[bool]):  # noqa: N801 — reads like the SQL function it becomes
+    """A predicate true for few rows (a rare status or stage). SQLite's planner cannot tell
+    from its statistics that 'cancelled' is rare among two values, so it is told with
+    unlikely(); PostgreSQL's planner knows from its statistics and gets the plain predicate."""
+
+    inherit_cache = True
+    type = Boolean()
+
+    def __init__(self, clause: Any) -> None:
+        self.clause = clause
+
+
+@compiles(selective)
+def _selective(element: selective, compiler: Any, **kw: Any) -> str:
+    return compiler.process(element.clause, **kw)
+
+
+@compiles(selective, "sqlite")
+def _selective_sqlite(element: selective, compiler: Any, **kw: Any) -> str:
+    return f"unlikely({compiler.process(element.clause, **kw)})"
+
+
 def _text(value: str) -> Any:
     return literal(value, String)
 
@@ -147,8 +171,9 @@ def _balance() -> Any:
 
 def _rep_of_customer(customer_id: Any) -> Any:
     """The rep of the customer's latest deal (finance when it has none)."""
-    latest = (select(Deal.owner).where(Deal.customer_id == customer_id).order_by(Deal.id.desc()).limit(1)
-              .correlate_except(Deal).scalar_subquery())
+    newest = select(func.max(Deal.id)).where(Deal.customer_id == customer_id).correlate_except(Deal).scalar_subquery()
+    rep = aliased(Deal)
+    latest = select(rep.owner).where(rep.id == newest).correlate_except(rep, Deal).scalar_subquery()
     return func.coalesce(latest, _text(FINANCE))
 
 
@@ -199,29 +224,27 @@ def license_without_subscription(ctx: Context) -> Select[Any]:
              .select_from(Subscription)
              .join(License, and_(License.deal_id == Subscription.deal_id, License.sku_id == Subscription.sku_id))
              .join(Sku, recurring).join(Deal, Deal.id == License.deal_id)
-             .where(Subscription.status.in_((SubscriptionStatus.CANCELLED, SubscriptionStatus.PARKED)),
+             .where(selective(Subscription.status.in_((SubscriptionStatus.CANCELLED, SubscriptionStatus.PARKED))),
                     License.status == LicenseStatus.ACTIVE))
     return union_all(not_started, ended)  # type: ignore[return-value]
 
 
 def period_not_invoiced(ctx: Context) -> Select[Any]:
-    # Two halves, so each is planned as a join: (a) a period that started N days ago or more
-    # has no invoice (the rare NULL invoice_id, indexed); (b) no period reaches past N days
-    # ago — the next one was never opened (an anti-join over the active subscriptions: the
-    # one rule whose cost grows with the ledger, read from the (subscription_id, end) index).
+    # Two halves, each an index range: (a) a period that started N days ago or more has no
+    # invoice (a NULL invoice_id); (b) the latest period (subscriptions.billed_through, kept
+    # by a trigger on the periods) ended N days ago or more: the next one was never opened.
     cutoff = ctx.today - timedelta(days=ctx.threshold)
-    period = aliased(SubscriptionPeriod)
-    latest_end = (select(func.max(SubscriptionPeriod.end)).where(SubscriptionPeriod.subscription_id == Subscription.id)
-                  .correlate(Subscription).scalar_subquery())
     running = and_(Subscription.status.in_((SubscriptionStatus.ACTIVE, SubscriptionStatus.CANCELLING)),
                    or_(Subscription.ends_on.is_(None), Subscription.ends_on > ctx.today))
     columns = _row(Subscription.id, Subscription.customer_id, Subscription.deal_id, _text(FINANCE),
-                   Subscription.unit_amount, Subscription.currency, latest_end, Sku.code, Subscription.quantity)
-    unbilled = (select(*columns).select_from(period).join(Subscription, Subscription.id == period.subscription_id)
+                   Subscription.unit_amount, Subscription.currency, func.coalesce(Subscription.billed_through,
+                   Subscription.anchor), Sku.code, Subscription.quantity)
+    unbilled = (select(*columns).select_from(SubscriptionPeriod)
+                .join(Subscription, Subscription.id == SubscriptionPeriod.subscription_id)
                 .join(Sku, Sku.id == Subscription.sku_id)
-                .where(period.invoice_id.is_(None), period.start <= cutoff, running))
-    current = exists(select(period.id).where(period.subscription_id == Subscription.id, period.end > cutoff))
-    not_opened = select(*columns).join(Sku, Sku.id == Subscription.sku_id).where(running, ~current)
+                .where(SubscriptionPeriod.invoice_id.is_(None), SubscriptionPeriod.start <= cutoff, running))
+    behind = or_(Subscription.billed_through.is_(None), Subscription.billed_through <= cutoff)
+    not_opened = select(*columns).join(Sku, Sku.id == Subscription.sku_id).where(behind, running)
     return union_all(unbilled, not_opened)  # type: ignore[return-value]
 
 
@@ -312,16 +335,17 @@ def contact_bouncing(ctx: Context) -> Select[Any]:
 
 
 def customer_not_contacted(ctx: Context) -> Select[Any]:
+    # Per customer, its latest contact is read backwards from ix_events_customer_id_occurred_at
+    # (a probe per customer with an active subscription: this rule grows with the customers).
     cutoff = ctx.now - timedelta(days=ctx.threshold)
     active = exists(select(Subscription.id).where(Subscription.customer_id == Customer.id,
                                                   Subscription.status == SubscriptionStatus.ACTIVE))
-    touched = exists(select(Event.id).where(Event.customer_id == Customer.id, Event.occurred_at > cutoff,
-                                            Event.kind.in_(CONTACT_KINDS)))
-    last = (select(func.max(Event.occurred_at)).where(Event.customer_id == Customer.id, Event.kind.in_(CONTACT_KINDS))
-            .scalar_subquery())
-    return (select(*_row(Customer.id, Customer.id, null(), _rep_of_customer(Customer.id), null(), null(),
-                         func.coalesce(last, Customer.created_at), Customer.name))
-            .where(Customer.created_at <= cutoff, active, ~touched))
+    last = (select(Event.occurred_at).where(Event.customer_id == Customer.id, Event.kind.in_(CONTACT_KINDS))
+            .order_by(Event.occurred_at.desc()).limit(1).correlate(Customer).scalar_subquery())
+    since = func.coalesce(last, Customer.created_at)
+    return (select(*_row(Customer.id, Customer.id, null(), _rep_of_customer(Customer.id), null(), null(), since,
+                         Customer.name))
+            .where(Customer.created_at <= cutoff, since <= cutoff, active))
 
 
 # --- what SQL cannot say portably ---------------------------------------------------------

@@ -405,3 +405,12 @@ def test_unknown_rules_in_the_thresholds_are_refused():
     with pytest.raises(InvalidInput, match="unknown gap rule"):
         GapPolicy(overrides={"no-such-rule": 3})
     assert GapPolicy(overrides={"quote-unsigned": 10}).threshold(RULES[0]) == 10
+
+
+def test_configuration_refuses_unknown_rules_and_bad_digest_times():
+    from closeloop.config import Settings
+    with pytest.raises(ValueError, match="unknown gap rule"):
+        Settings(gap_thresholds="quote-unsigend=3")
+    with pytest.raises(ValueError):
+        Settings(digest_time="25:00")
+    assert Settings(gap_thresholds="quote-unsigned=10", digest_time="07:30").digest_time == "07:30"

@@ -102,16 +102,48 @@ def upgrade() -> None:
     with op.batch_alter_table('invoices', schema=None) as batch_op:
         batch_op.create_index('ix_invoices_status_due_on', ['status', 'due_on'], unique=False)
 
-    with op.batch_alter_table('subscription_periods', schema=None) as batch_op:
-        batch_op.create_index('ix_subscription_periods_subscription_id_end', ['subscription_id', 'end'], unique=False)
+    with op.batch_alter_table('subscriptions', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('billed_through', sa.Date(), nullable=True))
+        batch_op.create_index(batch_op.f('ix_subscriptions_billed_through'), ['billed_through'], unique=False)
+    _billed_through()
 
 
+
+
+def _billed_through() -> None:
+    """subscriptions.billed_through follows the latest end of its periods, whoever writes them."""
+    op.execute('UPDATE subscriptions SET billed_through = (SELECT max(p."end") FROM subscription_periods p '
+               'WHERE p.subscription_id = subscriptions.id)')
+    update = ('UPDATE subscriptions SET billed_through = NEW."end" WHERE id = NEW.subscription_id '
+              'AND (billed_through IS NULL OR billed_through < NEW."end")')
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(f"""
+            CREATE FUNCTION closeloop_billed_through() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                {update};
+                RETURN NEW;
+            END $$""")
+        op.execute("""
+            CREATE TRIGGER subscription_periods_billed_through AFTER INSERT OR UPDATE OF "end"
+            ON subscription_periods FOR EACH ROW EXECUTE FUNCTION closeloop_billed_through()""")
+    else:
+        for event in ("INSERT", 'UPDATE OF "end"'):
+            name = "insert" if event == "INSERT" else "update"
+            op.execute(f"""
+                CREATE TRIGGER subscription_periods_billed_through_{name} AFTER {event} ON subscription_periods
+                BEGIN {update}; END""")
 
 
 def downgrade() -> None:
-
-    with op.batch_alter_table('subscription_periods', schema=None) as batch_op:
-        batch_op.drop_index('ix_subscription_periods_subscription_id_end')
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP TRIGGER IF EXISTS subscription_periods_billed_through ON subscription_periods")
+        op.execute("DROP FUNCTION IF EXISTS closeloop_billed_through()")
+    else:
+        for name in ("insert", "update"):
+            op.execute(f"DROP TRIGGER IF EXISTS subscription_periods_billed_through_{name}")
+    with op.batch_alter_table('subscriptions', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_subscriptions_billed_through'))
+        batch_op.drop_column('billed_through')
 
     with op.batch_alter_table('invoices', schema=None) as batch_op:
         batch_op.drop_index('ix_invoices_status_due_on')
