@@ -277,9 +277,11 @@ def report(backend: str, generation: dict[str, float], first: Measure, second: M
            plan_text: dict[str, str] | None) -> None:
     print(f"\n== {backend}: {first.deals:,} deals (generated in {sum(generation.values()):.1f} s: "
           + ", ".join(f"{k} {v:.1f}" for k, v in generation.items() if v >= 0.5) + ")")
-    print(f"{'rule':<26} {'seconds':>9} {'gaps':>8}")
+    doubled = f" {'at 2N':>9} {'gaps':>8}" if second else ""
+    print(f"{'rule':<26} {'seconds':>9} {'gaps':>8}{doubled}")
     for name, (seconds, rows) in first.per_rule.items():
-        print(f"{name:<26} {seconds:>9.4f} {rows:>8,}")
+        after = f" {second.per_rule[name][0]:>9.4f} {second.per_rule[name][1]:>8,}" if second else ""
+        print(f"{name:<26} {seconds:>9.4f} {rows:>8,}{after}")
     print(f"all rules (scan): {first.total:.3f} s, {first.statements} statements, {first.gaps:,} gaps"
           + verdict(backend, first))
     print(f"evaluate_gaps: first {first.evaluate_first:.3f} s (opens every gap), steady {first.evaluate_steady:.3f} s "

@@ -79,6 +79,7 @@ def tune(session: Session) -> None:
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SET LOCAL jit = off"))
         session.execute(text("SET LOCAL random_page_cost = 1.1"))
+        session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))  # small queries: no workers
 
 
 def evaluate_gaps(tx: Tx, policy: GapPolicy) -> Evaluation:
