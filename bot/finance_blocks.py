@@ -483,8 +483,6 @@ def _finance_section(aging: Aging) -> list[Block]:
             blocks.append(context(f"…and {page.more} more; `/collect <customer>` shows a customer's."))
     else:
         blocks.append(section("Nothing overdue."))
-    blocks.append(context(":hourglass: Completeness gaps arrive with the gaps issue; they will be listed here "
-                          "and in the daily digest."))
     return blocks
 
 

@@ -101,6 +101,9 @@ NOT_YET = {
     "email.send": "SMTP is not configured (set SMTP_HOST): the message is kept here, not sent",
     "slack.triage": "Slack is not configured: unmatched mail is listed by `closeloop mail triage`",
     "mail.signed_return": "signed-PDF verification is not available yet (the documents issue: parsers/signed_quote.py)",
+    "email.quote_reminder": "reminder emails are not available yet (the email issue)",
+    "email.check_in": "check-in emails are not available yet (the email issue)",
+    "billing.invoice_period": "invoicing a subscription period is not available yet (the billing issue)",
 }
 
 
@@ -111,6 +114,8 @@ def routes(services: Services, retry: RetryPolicy) -> dict[str, Route]:
     settings = services.settings
     invoices = InvoiceDocuments(services.ledger, company_from(settings), settings.documents_dir, services.sink)
     table["invoice.deliver"] = Route(invoices.deliver, retry)  # the PDF is rendered; email comes later
+    from closeloop.gaps_wiring import gap_routes  # completeness: the daily digest
+    table.update(gap_routes(services, retry))
     if settings.slack_enabled:
         threads = SlackDealThreads(slack_client(settings.slack_bot_token, settings.slack_api_url),  # type: ignore[arg-type]
                                    services.ledger, settings.slack_deals_channel)

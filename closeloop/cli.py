@@ -144,7 +144,8 @@ def run_command() -> None:
     configured serve it too (Socket Mode with SLACK_APP_TOKEN, else HTTP on $PORT)."""
     services = _start(migrate_embedded=True, always=True)
     stop = _stop_on_signals()
-    with Embedded(services):
+    from closeloop.gaps_wiring import GapScheduler
+    with Embedded(services), GapScheduler(services):
         if services.settings.slack_enabled and services.settings.slack_app_token:
             handler = _socket_mode(services)
             handler.connect()
@@ -277,6 +278,8 @@ def _socket_mode(services: Services):  # type: ignore[no-untyped-def]
 from closeloop.parse_cli import parse as _parse_group  # noqa: E402  (closeloop parse reply|invoice|quote)
 
 main.add_command(_parse_group)
+from closeloop.gaps_cli import register as _register_gaps  # noqa: E402 — `closeloop gaps`, `closeloop usage`
+_register_gaps(main)
 
 
 @main.command("demo")

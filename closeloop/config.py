@@ -30,6 +30,13 @@ class Settings(BaseSettings):
                                     description="threads of one process inside the ledger at once")
     discount_approval_percent: int = Field(15, alias="CLOSELOOP_DISCOUNT_APPROVAL_PERCENT", ge=0, le=100,
                                            description="discounts above this need a manager's approval")
+    # Completeness gaps: thresholds per rule (defaults in flows/gaps.py), the daily digest's time.
+    gap_thresholds: str = Field("", alias="CLOSELOOP_GAP_THRESHOLDS",
+                                description='overrides, e.g. "quote-unsigned=10;invoice-overdue=3"')
+    digest_time: str = Field("08:00", alias="CLOSELOOP_DIGEST_TIME", pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
+                             description="when the gap digest is posted, HH:MM in CLOSELOOP_TIMEZONE")
+    scheduler_seconds: float = Field(300, alias="CLOSELOOP_SCHEDULER_SECONDS", gt=0,
+                                     description="how often `closeloop run` ticks the digest step")
 
     # Reading PDFs (adapters/pdf_sandbox.py): each read runs in a child process within these limits.
     pdf_timeout_seconds: float = Field(20.0, alias="CLOSELOOP_PDF_TIMEOUT_SECONDS", gt=0, le=600)
@@ -164,6 +171,17 @@ class Settings(BaseSettings):
     @classmethod
     def _roles(cls, text: str) -> str:
         parse_role_grants(text)  # raises ValueError naming the bad part
+        return text
+
+    @field_validator("gap_thresholds")
+    @classmethod
+    def _gap_thresholds(cls, text: str) -> str:
+        from flows.errors import InvalidInput
+        from flows.gaps import GapPolicy, parse_thresholds
+        try:
+            GapPolicy(overrides=parse_thresholds(text))
+        except InvalidInput as error:
+            raise ValueError(str(error)) from None
         return text
 
     @field_validator("timezone")

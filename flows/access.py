@@ -95,6 +95,7 @@ ACTIONS = {
     "quote.void": "voiding a quote", "discount.decide": "approving or rejecting a discount",
     "quote.mark_signed": "recording a signature received outside closeloop",
     "deal.view": "looking up deals", "gaps.view": "seeing completeness gaps", "gaps.snooze": "snoozing a gap",
+    "gaps.remind": "sending a reminder about a gap", "gaps.invoice": "invoicing a gap",
     "invoice.view": "looking up invoices", "invoice.resend": "resending an invoice",
     "invoice.mark_paid": "marking an invoice paid", "license.view": "looking up licenses",
     "license.suspend": "suspending or reinstating a license", "collect.statement": "sending a statement",
@@ -111,4 +112,5 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "invoice.resend": _FINANCE, "invoice.mark_paid": _FINANCE, "license.suspend": _FINANCE,
     "collect.statement": _FINANCE,
     "mail.reply": _SALES,
+    "gaps.remind": _ANY, "gaps.invoice": _FINANCE,
 }

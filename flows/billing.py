@@ -38,6 +38,9 @@ class Subscription(Base):
     status: Mapped[SubscriptionStatus] = mapped_column(enum_column(SubscriptionStatus), index=True)
     started_at: Mapped[datetime]
     ends_on: Mapped[date | None]
+    # The end of its latest period, kept by a database trigger on subscription_periods
+    # (migration 0004_gaps), so "which subscription was not billed on" is an index range.
+    billed_through: Mapped[date | None] = mapped_column(index=True)
 
     periods: Mapped[list[SubscriptionPeriod]] = relationship(order_by="SubscriptionPeriod.index")
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import String, UniqueConstraint
+from sqlalchemy import ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from flows.base import Base, Id
@@ -21,6 +21,10 @@ class InboundEvent(Base):
     external_id: Mapped[str] = mapped_column(String(255))   # Message-ID, event id, envelope+status…
     content_hash: Mapped[str | None] = mapped_column(String(64))
     received_at: Mapped[datetime]
+    # Set by whoever handles the message (the email and invoice-PDF handlers): when it was
+    # matched to a deal or judged to need none. Emails and invoice PDFs left NULL are gaps.
+    triaged_at: Mapped[datetime | None]
+    deal_id: Mapped[int | None] = mapped_column(ForeignKey("deals.id"))
 
 
 def claim(session: Session, source: str, external_id: str, received_at: datetime,

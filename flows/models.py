@@ -5,6 +5,7 @@ from flows.base import Base
 from flows.billing import Charge, Payment, Subscription, SubscriptionPeriod
 from flows.catalog import Sku, SkuPrice
 from flows.deals import Deal, SignatureEnvelope
+from flows.gap_models import GapDigest, GapRun, GapState, VendorUsage
 from flows.inbox import InboundEvent
 from flows.invoices import Invoice, InvoiceLine, NumberSeries
 from flows.licenses import License
@@ -15,7 +16,7 @@ from flows.quotes import Quote, QuoteLine, QuoteVersion
 from flows.timeline import Event
 
 __all__ = [
-    "Base", "Charge", "Contact", "Customer", "Deal", "Event", "InboundEvent", "Invoice", "InvoiceLine",
+    "Base", "Charge", "GapDigest", "GapRun", "GapState", "VendorUsage", "Contact", "Customer", "Deal", "Event", "InboundEvent", "Invoice", "InvoiceLine",
     "License", "NumberSeries", "OutboxMessage", "Payment", "Quote", "QuoteLine", "QuoteVersion", "RoleGrant",
     "SignatureEnvelope", "Sku", "SkuPrice", "Subscription", "SubscriptionPeriod",
     "ContactFlag", "InboundMail", "MailAttachment", "MailCheckpoint", "OutboundMail", "PaymentClaim",

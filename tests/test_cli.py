@@ -167,3 +167,14 @@ def test_roles_are_granted_listed_and_revoked_from_the_terminal(tmp_path):
     assert "no longer has the finance role" in closeloop("roles", "revoke", "U0FIN", "finance", cwd=tmp_path,
                                                          database=database).stdout
     assert closeloop("roles", "list", cwd=tmp_path, database=database).stdout == ""
+
+
+def test_the_demo_ends_with_the_gap_list_and_the_digest_it_posts(demo):
+    out, result = demo
+    assert "8. Completeness gaps and the morning digest" in result.stdout
+    assert "Usage not billed: Blob Storage Inc · 150.00 EUR" in result.stdout
+    assert "second tick: nothing to do, as it should be" in result.stdout
+    chart = next((out / "gaps").glob("aging-chart-*.png"))
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    messages = json.loads(next((out / "gaps").glob("digest-*.json")).read_text(encoding="utf-8"))
+    assert all(len(m["blocks"]) <= 50 for m in messages) and "Completeness digest" in messages[0]["text"]

@@ -46,7 +46,15 @@ class FakeSlackApi:
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 — the http.server API
-                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+                data = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if self.path.startswith("/upload/"):  # files_upload_v2's step 2: the file's bytes
+                    peer.calls.append(Call("upload", {"file_id": self.path.rsplit("/", 1)[-1], "data": data}))
+                    self.send_response(200)
+                    self.send_header("Content-Length", "2")
+                    self.end_headers()
+                    self.wfile.write(b"OK")
+                    return
+                raw = data.decode()
                 if self.headers.get("Content-Type", "").startswith("application/json"):
                     args = json.loads(raw or "{}")
                 else:
@@ -57,7 +65,10 @@ class FakeSlackApi:
                                 args[key] = json.loads(args[key])
                             except json.JSONDecodeError:
                                 pass
-                path = self.path.split("?")[0]
+                path, _, query = self.path.partition("?")
+                args.update({k: v[0] for k, v in urllib.parse.parse_qs(query).items()})
+                if isinstance(args.get("files"), str):
+                    args["files"] = json.loads(args["files"])
                 method = "respond" if path.startswith("/respond") else path.rsplit("/", 1)[-1]
                 status, headers, body = peer.answer(method, args)
                 data = json.dumps(body).encode()
@@ -103,6 +114,10 @@ class FakeSlackApi:
             body["url"] = self.socket_url
         elif method == "usergroups.list":
             body["usergroups"] = self.usergroups
+        elif method == "files.getUploadURLExternal":
+            body.update(file_id=f"F{self._ts:06d}", upload_url=f"{self.base_url[:-len('/api/')]}/upload/F{self._ts:06d}")
+        elif method == "files.completeUploadExternal":
+            body["files"] = [{"id": f.get("id"), "title": f.get("title")} for f in args.get("files") or []]
         elif method == "views.open" or method == "views.publish" or method == "views.update":
             body["view"] = {"id": f"V{self._ts}", **(args.get("view") or {})}
         return 200, {}, body

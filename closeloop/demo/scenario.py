@@ -147,6 +147,8 @@ def _deal(out: Path, log: Transcript, api: FakeSlackApi, mail: MailScene) -> Non
         scene = SlackScene(services, api)
         try:
             deal_id = _quote_and_pipeline(log, services, scene, customer_id, clock, mail)
+            from closeloop.demo.gaps_scene import show_gaps  # completeness: gaps and the digest
+            show_gaps(log, services, scene, out)
         finally:
             scene.close()
         services.relay.drain()
