@@ -274,6 +274,12 @@ def _socket_mode(services: Services):  # type: ignore[no-untyped-def]
     return socket_mode(build_app(services), services)
 
 
+from closeloop.billing_commands import billing, license_group  # noqa: E402 — registered here, kept apart
+
+main.add_command(billing)
+main.add_command(license_group)
+
+
 @main.command("demo")
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=Path("demo-out"),
               show_default=True, help="where the database, transcript and artifacts go")
