@@ -45,7 +45,8 @@ class LicenseWebhook:
                                     str(delivery.payload["product"]), self.signer)
         except LedgerError as error:
             raise PermanentFailure(str(error)) from error
-        state["event"] = delivery.idempotency_key
+        # `status` is the license's state now (apply it: order-tolerant); `change` what this message is for.
+        state["event"], state["change"] = delivery.idempotency_key, delivery.payload.get("status", "issued")
         return json.dumps(state, sort_keys=True, ensure_ascii=False).encode()
 
     def deliver(self, delivery: Delivery) -> None:
