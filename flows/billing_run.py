@@ -21,7 +21,7 @@ day (a runaway: wrong anchor, a clock jump) is parked instead and raised as an a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -32,6 +32,7 @@ from flows.billing import Subscription, SubscriptionPeriod, SubscriptionStatus, 
 from flows.errors import LedgerError
 from flows.invoices import Invoice, InvoiceLine, InvoiceStatus, NumberSeries, invoice_delivery
 from flows.ledger import Ledger, Tx
+from flows.licenses import License, LicenseStatus
 from flows.money import document_totals, line_net
 from flows.parties import Contact, ContactRole, Customer
 
@@ -193,10 +194,28 @@ def _issue(tx: Tx, connection: Connection, billable: list[tuple[Any, int]], day:
                           "quantity": _decimal(quantity), "unit_amount": unit, "tax_rate_bp": row.tax_rate_bp,
                           "net": net, "period_start": p_start, "period_end": p_end})
         _announce_invoice(tx, row, invoice_id, number, start, end, gross, credit, contacts.get(row.customer_id))
+    _extend_licenses(tx, connection, staged)
     connection.execute(insert(InvoiceLine.__table__), lines)
     connection.execute(_upsert(connection, SubscriptionPeriod.__table__).values()
                        .on_conflict_do_nothing(index_elements=["subscription_id", "start"]), periods)
     return [invoice["number"] for invoice in invoices]
+
+
+def _extend_licenses(tx: Tx, connection: Connection, staged: list[Any]) -> None:
+    """A renewed period renews the license it pays for: valid to the new period end, and
+    re-provisioned (a fresh key). One query finds them for the whole batch."""
+    ends = {(row.deal_id, row.sku_id): (end, start) for row, _, _, start, end, *_ in staged}
+    table, zone = License.__table__, ZoneInfo(tx.policy.timezone)
+    found = connection.execute(select(table.c.id, table.c.deal_id, table.c.sku_id, table.c.product).where(
+        table.c.deal_id.in_({deal for deal, _ in ends}), table.c.status != LicenseStatus.REVOKED)).all()
+    for license_id, deal_id, sku_id, product in found:
+        if (deal_id, sku_id) not in ends:
+            continue
+        end, start = ends[(deal_id, sku_id)]
+        connection.execute(update(table).where(table.c.id == license_id)
+                           .values(valid_until=datetime.combine(end, time(), zone)))
+        tx.enqueue("license.provision", {"deal_id": deal_id, "product": product, "status": "renewed"},
+                   key=f"license.provision:{deal_id}:{product}:period:{start.isoformat()}", deal_id=deal_id)
 
 
 def take_numbers(connection: Connection, series: str, count: int) -> int:
