@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 from adapters.file_sink import FileSink
 from adapters.license_webhook import LicenseWebhook
 from adapters.slack import SlackDealThreads, slack_client
+from adapters.slack_alerts import SlackAlerts
 from closeloop.config import Settings, parse_role_grants
 from closeloop.database import make_engine
 from closeloop.license_signing import signer as license_signer
@@ -129,6 +130,9 @@ def routes(services: Services, retry: RetryPolicy) -> dict[str, Route]:
         threads = SlackDealThreads(slack_client(settings.slack_bot_token, settings.slack_api_url),  # type: ignore[arg-type]
                                    services.ledger, settings.slack_deals_channel)
         table["slack.deal_thread"] = Route(threads.post, retry)
+        alerts = SlackAlerts(slack_client(settings.slack_bot_token, settings.slack_api_url),  # type: ignore[arg-type]
+                             settings.slack_finance_channel)
+        table["slack.alert"] = Route(alerts.post, retry)
     return table
 
 

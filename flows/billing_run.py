@@ -207,7 +207,7 @@ def _extend_licenses(tx: Tx, connection: Connection, staged: list[Any]) -> None:
     ends = {(row.deal_id, row.sku_id): (end, start) for row, _, _, start, end, *_ in staged}
     table, zone = License.__table__, ZoneInfo(tx.policy.timezone)
     found = connection.execute(select(table.c.id, table.c.deal_id, table.c.sku_id, table.c.product).where(
-        table.c.deal_id.in_({deal for deal, _ in ends}), table.c.status != LicenseStatus.REVOKED)).all()
+        table.c.deal_id.in_(sorted({deal for deal, _ in ends})), table.c.status != LicenseStatus.REVOKED)).all()
     for license_id, deal_id, sku_id, product in found:
         if (deal_id, sku_id) not in ends:
             continue

@@ -254,3 +254,13 @@ def test_the_deal_invoice_is_due_after_its_payment_terms(services):
     deal = billed_deal(ledger, seed(ledger))
     due = ledger.read(lambda s: s.scalar(select(Invoice.due_on).where(Invoice.deal_id == deal)))
     assert due == date(2026, 3, 10) + timedelta(days=30)
+
+
+def test_a_parked_subscription_is_raised_in_the_finance_channel(slack_services, slack_api, clock):
+    ledger = slack_services.ledger
+    billed_deal(ledger, seed(ledger))
+    clock.set(utc(2026, 9, 10, 6))
+    assert run_billing(ledger).parked == 1
+    slack_services.relay.drain()
+    alerts = [c.args for c in slack_api.of("chat.postMessage") if "parked" in c.args.get("text", "")]
+    assert len(alerts) == 2 and "#finance" in {a["channel"] for a in alerts}  # the deal's thread and finance

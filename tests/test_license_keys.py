@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from sqlalchemy import select
@@ -193,3 +194,18 @@ def test_a_4xx_from_the_product_is_dead_lettered_not_retried(settings, clock, pr
         select(OutboxMessage).where(OutboxMessage.kind == "license.provision"))])
     assert statuses == [OutboxStatus.DEAD]
     services.close()
+
+
+def test_the_readme_verification_snippet_verifies_our_keys():
+    import re
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    snippet = re.search(r"```python\n(import base64.*?)```", readme, re.S).group(1)
+    namespace: dict = {}
+    exec(snippet, namespace)  # noqa: S102 — the documented code, run as a reader would
+    private = Ed25519PrivateKey.generate()
+    now = int(datetime.now(timezone.utc).timestamp())
+    key = sign_key(private, dict(CLAIMS, nbf=now - 1, exp=now + 60))
+    assert namespace["verify"](key, public_key_pem(private.public_key()).encode())["seats"] == 10
+    with pytest.raises(InvalidSignature):
+        tampered = key[:-5] + ("A" if key[-5] != "A" else "B") + key[-4:]
+        namespace["verify"](tampered, public_key_pem(private.public_key()).encode())
