@@ -26,6 +26,13 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('billed_on', sa.Date(), nullable=True))
         batch_op.add_column(sa.Column('billed_today', sa.Integer(), nullable=False, server_default='0'))
         batch_op.create_index('ix_subscriptions_due', ['status', 'next_start'], unique=False)
+    # Subscriptions started before this revision: their next period follows their last one.
+    op.execute('UPDATE subscriptions SET '
+               'next_start = (SELECT MAX(p."end") FROM subscription_periods p WHERE p.subscription_id = subscriptions.id), '
+               'next_index = COALESCE((SELECT MAX(p."index") + 1 FROM subscription_periods p '
+               'WHERE p.subscription_id = subscriptions.id), 1), '
+               'description = COALESCE((SELECT s.name FROM skus s WHERE s.id = subscriptions.sku_id), \'\') '
+               "WHERE status IN ('active', 'cancelling')")
     with op.batch_alter_table('subscription_periods', schema=None) as batch_op:
         batch_op.create_unique_constraint(op.f('uq_subscription_periods_subscription_id_start'),
                                           ['subscription_id', 'start'])
