@@ -80,7 +80,7 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
-    return Settings(database_url=database_url, outbox_dir=tmp_path / "outbox")
+    return Settings(database_url=database_url, outbox_dir=tmp_path / "outbox", data_dir=tmp_path / "data")
 
 
 @pytest.fixture

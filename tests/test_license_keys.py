@@ -95,7 +95,7 @@ def test_license_keygen_and_verify_as_a_real_process(tmp_path):
 
 def test_billing_run_as_a_real_process_bills_once(tmp_path, clock):
     database = tmp_path / "closeloop.db"
-    settings = Settings(database_url=f"sqlite:///{database}", outbox_dir=tmp_path / "outbox")
+    settings = Settings(database_url=f"sqlite:///{database}", outbox_dir=tmp_path / "outbox", data_dir=tmp_path / "data")
     from closeloop import migrate
     migrate.upgrade(settings.database_url)
     services = build(settings, clock)
