@@ -2,6 +2,7 @@
 their own settings and clock; nothing else constructs engines, ledgers or relays."""
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -9,13 +10,17 @@ from datetime import timedelta
 from sqlalchemy import Engine
 
 from adapters.file_sink import FileSink
+from adapters.license_webhook import LicenseWebhook
 from adapters.slack import SlackDealThreads, slack_client
+from adapters.slack_alerts import SlackAlerts
 from closeloop.config import Settings, parse_role_grants
 from closeloop.documents import InvoiceDocuments, company_from
 from closeloop.database import make_engine
+from closeloop.license_signing import signer as license_signer
 from closeloop.relay import Relay, Route
 from flows.access import Role, grant_role
 from flows.clock import Clock, SystemClock
+from flows.billing_run import billing_tick
 from flows.errors import LedgerError
 from flows.ledger import Ledger, Policy, Tx
 from flows.outbox import Delivery, PermanentFailure, RetryPolicy
@@ -38,7 +43,8 @@ def build(settings: Settings, clock: Clock | None = None) -> Services:
     engine = make_engine(settings.database_url)
     policy = Policy(invoice_series=settings.invoice_series, quote_series=settings.quote_series,
                     quote_valid_days=settings.quote_valid_days, payment_terms_days=settings.payment_terms_days,
-                    timezone=settings.timezone, discount_approval_bp=settings.discount_approval_percent * 100)
+                    timezone=settings.timezone, discount_approval_bp=settings.discount_approval_percent * 100,
+                    invoicing=settings.invoicing, billing_max_invoices_per_day=settings.billing_max_invoices_per_day)
     ledger = Ledger(engine, clock or SystemClock(), policy, concurrency=settings.ledger_concurrency)
     services = Services(settings, engine, ledger, FileSink(settings.outbox_dir))
     retry = RetryPolicy(max_attempts=settings.relay_max_attempts)
@@ -55,20 +61,33 @@ class Embedded:
         self.services = services
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="closeloop-relay", daemon=True)
+        self._beat = threading.Thread(target=self._tick, name="closeloop-billing-tick", daemon=True)
 
     def __enter__(self) -> Embedded:
         self.services.ledger.after_commit.append(self._wake)
         self._thread.start()
+        self._beat.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self.services.relay.wake()
         self._thread.join(timeout=30)
+        self._beat.join(timeout=30)
         self.services.ledger.after_commit.remove(self._wake)
 
     def _run(self) -> None:
         self.services.relay.run_forever(self._stop, self.services.settings.relay_poll_seconds)
+
+    def _tick(self) -> None:
+        """The beat, embedded: the billing tick now and then every CLOSELOOP_BILLING_TICK_SECONDS
+        (each tick bills what is due today; never a long countdown)."""
+        while not self._stop.is_set():
+            try:
+                billing_tick(self.services.ledger)
+            except Exception:  # noqa: BLE001 — the next tick tries again; the relay must keep running
+                logging.getLogger("closeloop.billing").exception("billing tick failed")
+            self._stop.wait(self.services.settings.billing_tick_seconds)
 
     def _wake(self, tx: Tx) -> None:
         if tx.outbox_written:
@@ -97,13 +116,14 @@ NOT_YET = {
     "esign.void": "e-signature is not available yet (the e-signature issue adds voiding envelopes)",
     "invoice.deliver": "invoice PDFs and email are not available yet (the documents and billing issues)",
     "payment.collect": "charging through a gateway is not available yet (the billing issue)",
-    "license.provision": "signed license keys and provisioning are not available yet (the billing issue)",
     "email.send": "SMTP is not configured (set SMTP_HOST): the message is kept here, not sent",
     "slack.triage": "Slack is not configured: unmatched mail is listed by `closeloop mail triage`",
     "mail.signed_return": "signed-PDF verification is not available yet (the documents issue: parsers/signed_quote.py)",
     "email.quote_reminder": "reminder emails are not available yet (the email issue)",
     "email.check_in": "check-in emails are not available yet (the email issue)",
     "billing.invoice_period": "invoicing a subscription period is not available yet (the billing issue)",
+    "license.provision": "no provisioning webhook configured (set CLOSELOOP_LICENSE_WEBHOOK_URL and _SECRET)",
+    "slack.alert": "Slack is not configured (set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET)",
 }
 
 
@@ -116,10 +136,14 @@ def routes(services: Services, retry: RetryPolicy) -> dict[str, Route]:
     table["invoice.deliver"] = Route(invoices.deliver, retry)  # the PDF is rendered; email comes later
     from closeloop.gaps_wiring import gap_routes  # completeness: the daily digest
     table.update(gap_routes(services, retry))
+    table["license.provision"] = Route(license_provisioning(services), retry)
     if settings.slack_enabled:
         threads = SlackDealThreads(slack_client(settings.slack_bot_token, settings.slack_api_url),  # type: ignore[arg-type]
                                    services.ledger, settings.slack_deals_channel)
         table["slack.deal_thread"] = Route(threads.post, retry)
+        alerts = SlackAlerts(slack_client(settings.slack_bot_token, settings.slack_api_url),  # type: ignore[arg-type]
+                             settings.slack_finance_channel)
+        table["slack.alert"] = Route(alerts.post, retry)
     table.update(mail_routes(services))
     return table
 
@@ -152,6 +176,22 @@ def mail_routes(services: Services) -> dict[str, Route]:
                             reply_to_for=lambda deal_id: reply_address(base, deal_id, secret) if deal_id else base)
         table["email.send"] = Route(mailer.send, EMAIL_RETRY)
     return table
+
+
+def license_provisioning(services: Services):  # type: ignore[no-untyped-def]
+    """The signed webhook when configured; else the key is still minted (so it can be shown
+    and verified) and the request written to the file sink."""
+    settings = services.settings
+    webhook = LicenseWebhook(services.ledger, license_signer(settings), settings.license_webhook_url or "",
+                             settings.license_webhook_secret or "", clock=services.ledger.clock,
+                             timeout=settings.license_webhook_timeout)
+    if settings.license_webhook_url and settings.license_webhook_secret:
+        return webhook.deliver
+
+    def to_sink(delivery: Delivery) -> None:
+        webhook.body(delivery)
+        services.sink.write(delivery, NOT_YET["license.provision"])
+    return to_sink
 
 
 def apply_role_grants(services: Services) -> int:

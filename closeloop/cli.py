@@ -280,6 +280,10 @@ from closeloop.parse_cli import parse as _parse_group  # noqa: E402  (closeloop 
 main.add_command(_parse_group)
 from closeloop.gaps_cli import register as _register_gaps  # noqa: E402 — `closeloop gaps`, `closeloop usage`
 _register_gaps(main)
+from closeloop.billing_commands import billing, license_group  # noqa: E402 — registered here, kept apart
+
+main.add_command(billing)
+main.add_command(license_group)
 
 
 @main.command("demo")

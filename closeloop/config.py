@@ -44,6 +44,23 @@ class Settings(BaseSettings):
     pdf_max_bytes: int = Field(50 << 20, alias="CLOSELOOP_PDF_MAX_BYTES", ge=1024,
                                description="larger files are refused before anything parses them")
 
+    # Billing core: invoicing mode, the billing run, signed license keys and their provisioning.
+    invoicing: str = Field("internal", alias="CLOSELOOP_INVOICING", pattern="^(internal|external)$",
+                           description="external: the accounting system issues invoices; closeloop links them")
+    billing_max_invoices_per_day: int = Field(3, alias="CLOSELOOP_BILLING_MAX_INVOICES_PER_DAY", ge=1,
+                                              description="more for one subscription in a day: it is parked")
+    billing_tick_seconds: float = Field(3600, alias="CLOSELOOP_BILLING_TICK_SECONDS", gt=0,
+                                        description="how often the embedded process runs the billing tick")
+    data_dir: Path = Field(Path("closeloop-data"), alias="CLOSELOOP_DATA_DIR",
+                           description="embedded mode's own files (the generated license signing key)")
+    license_signing_key: str | None = Field(None, alias="CLOSELOOP_LICENSE_SIGNING_KEY",
+                                            description="Ed25519 private key, PEM (PKCS#8)")
+    license_signing_key_file: Path | None = Field(None, alias="CLOSELOOP_LICENSE_SIGNING_KEY_FILE")
+    license_webhook_url: str | None = Field(None, alias="CLOSELOOP_LICENSE_WEBHOOK_URL",
+                                            description="the product's provisioning endpoint (unset: file sink)")
+    license_webhook_secret: str | None = Field(None, alias="CLOSELOOP_LICENSE_WEBHOOK_SECRET")
+    license_webhook_timeout: float = Field(10, alias="CLOSELOOP_LICENSE_WEBHOOK_TIMEOUT", gt=0)
+
     # Slack. Without a bot token and signing secret, Slack stays off and posts go to the file sink.
     slack_bot_token: str | None = Field(None, alias="SLACK_BOT_TOKEN")
     slack_signing_secret: str | None = Field(None, alias="SLACK_SIGNING_SECRET")

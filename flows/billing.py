@@ -6,7 +6,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from dateutil.relativedelta import relativedelta
-from sqlalchemy import BigInteger, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from flows.base import Base, Id, enum_column
@@ -23,7 +23,7 @@ class SubscriptionStatus(enum.Enum):
 
 class Subscription(Base):
     __tablename__ = "subscriptions"
-    __table_args__ = (UniqueConstraint("deal_id", "sku_id"),)
+    __table_args__ = (UniqueConstraint("deal_id", "sku_id"), Index("ix_subscriptions_due", "status", "next_start"))
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     deal_id: Mapped[int] = mapped_column(ForeignKey("deals.id"))
@@ -41,13 +41,25 @@ class Subscription(Base):
     # The end of its latest period, kept by a database trigger on subscription_periods
     # (migration 0004_gaps), so "which subscription was not billed on" is an index range.
     billed_through: Mapped[date | None] = mapped_column(index=True)
+    # What the billing run reads, so it needs no join: the next period to bill (index and
+    # start; NULL start: nothing more to bill), the terms and text of its invoices, a credit
+    # from seat reductions to take off the next invoice, and how many invoices it got today.
+    next_index: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    next_start: Mapped[date | None]
+    payment_terms_days: Mapped[int] = mapped_column(Integer, default=30, server_default="30")
+    description: Mapped[str] = mapped_column(String(300), default="", server_default="")
+    credit: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    billed_on: Mapped[date | None]
+    billed_today: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     periods: Mapped[list[SubscriptionPeriod]] = relationship(order_by="SubscriptionPeriod.index")
 
 
 class SubscriptionPeriod(Base):
     __tablename__ = "subscription_periods"
-    __table_args__ = (UniqueConstraint("subscription_id", "index"),)
+    # (subscription, start) unique too: the billing run's INSERT … ON CONFLICT DO NOTHING
+    # relies on it, so two runs can never bill one period twice.
+    __table_args__ = (UniqueConstraint("subscription_id", "index"), UniqueConstraint("subscription_id", "start"))
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     subscription_id: Mapped[int] = mapped_column(ForeignKey("subscriptions.id"))
@@ -64,6 +76,25 @@ def period_bounds(anchor: date, interval: Interval, index: int) -> tuple[date, d
     Computed from the anchor each time: Jan 31 -> Feb 29 -> Mar 31, not Mar 29."""
     step = relativedelta(months=1) if interval is Interval.MONTH else relativedelta(years=1)
     return anchor + step * index, anchor + step * (index + 1)
+
+
+class SubscriptionChange(Base):
+    """A seat change or a cancellation, once per request key, with the prorated amount
+    it caused (positive: charged now on its own invoice; negative: credited on the next)."""
+
+    __tablename__ = "subscription_changes"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("subscriptions.id"), index=True)
+    request_key: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))  # "seats", "cancel_at_period_end", "cancel_now"
+    old_quantity: Mapped[Decimal]
+    new_quantity: Mapped[Decimal]
+    effective_on: Mapped[date]
+    prorated: Mapped[int] = mapped_column(BigInteger)
+    invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id"))
+    actor: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[datetime]
 
 
 class ChargeStatus(enum.Enum):

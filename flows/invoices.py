@@ -80,3 +80,15 @@ class NumberSeries(Base):
 
     series: Mapped[str] = mapped_column(String(32), primary_key=True)
     next_value: Mapped[int] = mapped_column(Integer)
+
+
+def invoice_delivery(invoice_id: int, number: str, *, customer: str, language: str, to: str | None,
+                     resend: bool = False) -> dict[str, object]:
+    """The `invoice.deliver` payload: enough for the deliverer (render the Factur-X PDF,
+    send it localized to the billing contact) without reading anything else first.
+    `to` is None when the customer has no billing contact: the deliverer raises it."""
+    payload: dict[str, object] = {"invoice": number, "invoice_id": invoice_id, "customer": customer,
+                                  "language": language, "to": to}
+    if resend:
+        payload["resend"] = True
+    return payload

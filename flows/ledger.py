@@ -63,6 +63,8 @@ class Policy:
     payment_terms_days: int = 30
     timezone: str = "UTC"  # the company's; decides what "today" is for due dates and periods
     discount_approval_bp: int = 1500  # discounts above this need a manager's approval before sending
+    invoicing: str = "internal"  # "external": the accounting system issues invoices, closeloop links them
+    billing_max_invoices_per_day: int = 3  # more for one subscription in a day: parked for a human
 
 
 @dataclass

@@ -2,10 +2,11 @@
 (for Alembic and for anything that needs all mappers configured)."""
 from flows.access import RoleGrant
 from flows.base import Base
-from flows.billing import Charge, Payment, Subscription, SubscriptionPeriod
+from flows.billing import Charge, Payment, Subscription, SubscriptionChange, SubscriptionPeriod
 from flows.catalog import Sku, SkuPrice
 from flows.deals import Deal, SignatureEnvelope
 from flows.gap_models import GapDigest, GapRun, GapState, VendorUsage
+from flows.external_invoices import ExternalInvoiceRecord
 from flows.inbox import InboundEvent
 from flows.invoices import Invoice, InvoiceLine, NumberSeries
 from flows.licenses import License
@@ -20,4 +21,5 @@ __all__ = [
     "License", "NumberSeries", "OutboxMessage", "Payment", "Quote", "QuoteLine", "QuoteVersion", "RoleGrant",
     "SignatureEnvelope", "Sku", "SkuPrice", "Subscription", "SubscriptionPeriod",
     "ContactFlag", "InboundMail", "MailAttachment", "MailCheckpoint", "OutboundMail", "PaymentClaim",
+    "SubscriptionChange", "ExternalInvoiceRecord",
 ]

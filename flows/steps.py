@@ -24,7 +24,7 @@ from flows.catalog import Sku, SkuPrice
 from flows.catalog_file import CatalogSpec
 from flows.deals import HAPPY_PATH, Deal, EnvelopeStatus, SignatureEnvelope, Stage
 from flows.errors import IllegalTransition, InvalidInput, NotFound
-from flows.invoices import Invoice, InvoiceLine, InvoiceStatus
+from flows.invoices import Invoice, InvoiceLine, InvoiceStatus, invoice_delivery
 from flows.ledger import Tx
 from flows.licenses import License, LicenseStatus
 from flows.money import Money, check_basis_points, check_currency, check_quantity, document_totals, line_net
@@ -305,6 +305,12 @@ def issue_invoice(tx: Tx, deal_id: int) -> Done:
         return Done.ALREADY
     version = deal.quote.current
     day = today(tx)
+    if tx.policy.invoicing == "external":  # the accounting system invoices; its PDF is linked on arrival
+        _move(tx, deal, Stage.INVOICED)
+        announce(tx, deal, "invoice.external_expected", f"Invoicing is external: {deal.reference} is invoiced "
+                 "by the accounting system; its invoice is linked when it reaches the finance inbox",
+                 gross=deal.amount, currency=deal.currency)
+        return Done.ACTED
     invoice = Invoice(customer_id=deal.customer_id, purpose_key=f"deal:{deal.id}",
                       status=InvoiceStatus.DRAFT, currency=deal.currency, net=0, tax=0, amount_paid=0,
                       payment_terms_days=version.payment_terms_days, created_at=tx.now)
@@ -320,8 +326,12 @@ def issue_invoice(tx: Tx, deal_id: int) -> Done:
     _finalize(tx, invoice)
     _move(tx, deal, Stage.INVOICED)
     # The number names the invoice for its side effects: unique, and known before it has an id.
-    tx.enqueue("invoice.deliver", {"invoice": invoice.number}, key=f"invoice.deliver:{invoice.number}",
-               deal_id=deal.id)
+    tx.session.flush()  # the invoice's id, for the deliverer
+    billing = deal.customer.contact(ContactRole.BILLING)
+    tx.enqueue("invoice.deliver", invoice_delivery(invoice.id, invoice.number, customer=deal.customer.name,
+                                                   language=deal.customer.language,
+                                                   to=billing.email if billing else None),
+               key=f"invoice.deliver:{invoice.number}", deal_id=deal.id)
     tx.enqueue("payment.collect", {"invoice": invoice.number}, key=f"payment.collect:{invoice.number}",
                deal_id=deal.id)
     announce(tx, deal, "invoice.issued", f"Invoice {invoice.number} issued: "
@@ -378,16 +388,18 @@ def start_billing(tx: Tx, deal_id: int) -> Done:
     if not _begin(deal, "start_billing"):
         return Done.ALREADY
     invoice = next((i for i in deal.invoices if i.purpose_key == f"deal:{deal.id}"), None)
-    if invoice is None:
+    if invoice is None and tx.policy.invoicing != "external":
         raise NotFound("invoice for deal", deal.reference)
-    recurring = [line for line in invoice.lines if line.period_start is not None]
+    recurring = ([line for line in invoice.lines if line.period_start is not None] if invoice is not None
+                 else _external_period_lines(tx, deal))
     for line in recurring:
         sku = tx.get(Sku, line.sku_id, lock=False)
         subscription = Subscription(
             deal_id=deal.id, customer_id=deal.customer_id, sku_id=sku.id, quantity=line.quantity,
-            unit_amount=line.unit_amount, tax_rate_bp=line.tax_rate_bp, currency=invoice.currency,
+            unit_amount=line.unit_amount, tax_rate_bp=line.tax_rate_bp, currency=deal.currency,
             interval=sku.interval, anchor=line.period_start, status=SubscriptionStatus.ACTIVE,
-            started_at=tx.now)
+            started_at=tx.now, next_index=1, next_start=line.period_end, description=line.description,
+            payment_terms_days=deal.quote.current.payment_terms_days, credit=0, billed_today=0)
         subscription.periods.append(SubscriptionPeriod(index=0, start=line.period_start, end=line.period_end,
                                                        invoice=invoice))
         tx.session.add(subscription)
@@ -399,6 +411,19 @@ def start_billing(tx: Tx, deal_id: int) -> Done:
                   reason="no recurring items on the quote")
     _move(tx, deal, Stage.BILLING_ACTIVE)
     return Done.ACTED
+
+
+def _external_period_lines(tx: Tx, deal: Deal) -> list[InvoiceLine]:
+    """External invoicing: the first period of each recurring quote line, as unsaved lines."""
+    lines = []
+    for line in deal.quote.current.lines:
+        if line.sku.interval is not None:
+            start, end = period_bounds(today(tx), line.sku.interval, 0)
+            lines.append(InvoiceLine(position=line.position, sku_id=line.sku_id, description=line.description,
+                                     quantity=line.quantity, unit_amount=line.unit_amount,
+                                     tax_rate_bp=line.tax_rate_bp, net=line.net, period_start=start,
+                                     period_end=end))
+    return lines
 
 
 def set_deal_thread(tx: Tx, deal_id: int, *, thread: str) -> Done:

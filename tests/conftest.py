@@ -80,7 +80,8 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
-    return Settings(database_url=database_url, outbox_dir=tmp_path / "outbox", documents_dir=tmp_path / "documents")
+    return Settings(database_url=database_url, outbox_dir=tmp_path / "outbox", documents_dir=tmp_path / "documents",
+                    data_dir=tmp_path / "data")
 
 
 @pytest.fixture

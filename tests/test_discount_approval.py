@@ -251,7 +251,7 @@ def build_with(database_url, tmp_path, clock, monkeypatch):
     def make(**environment):
         for name, value in environment.items():
             monkeypatch.setenv(name, value)
-        built.append(build(Settings(database_url=database_url, outbox_dir=tmp_path / "outbox"), clock))
+        built.append(build(Settings(database_url=database_url, outbox_dir=tmp_path / "outbox", data_dir=tmp_path / "data"), clock))
         return built[-1]
 
     yield make

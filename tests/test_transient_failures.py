@@ -17,7 +17,7 @@ from tests.factories import deal_at, row_counts, seed
 
 def test_a_real_deadlock_on_postgresql_is_retried_and_both_steps_land_once(postgres_database, tmp_path, clock):
     _truncate_postgres(postgres_database)
-    settings = Settings(database_url=postgres_database, outbox_dir=tmp_path)
+    settings = Settings(database_url=postgres_database, outbox_dir=tmp_path, data_dir=tmp_path / "data")
     first, second = build(settings, clock), build(settings, clock)
     customer = seed(first.ledger)
     a, b = (deal_at(first.ledger, customer, Stage.QUOTED) for _ in range(2))

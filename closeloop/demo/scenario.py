@@ -23,6 +23,7 @@ from closeloop.config import Settings
 from closeloop.demo import documents_scene
 from closeloop.demo.loopback_slack import APP, SIGNING_SECRET, TEAM, FakeSlackApi
 from closeloop.demo.mail_scene import MailScene
+from closeloop.demo.billingcore_scene import billing_scene
 from closeloop.demo.slack_scene import FINANCE, MANAGER, PEOPLE, REP, ROLES, Answer, SlackScene, calls_json, describe
 from flows.billing import Subscription
 from flows.catalog_file import read_catalog
@@ -115,7 +116,7 @@ def _write_calls(out: Path, api: FakeSlackApi) -> None:
 
 def _deal(out: Path, log: Transcript, api: FakeSlackApi, mail: MailScene) -> None:
     settings = Settings(database_url=f"sqlite:///{out}/closeloop.db", outbox_dir=out / "outbox",
-                        documents_dir=out / "documents",
+                        documents_dir=out / "documents", data_dir=out / "data",
                         timezone="Europe/Warsaw", relay_poll_seconds=0.05,
                         slack_bot_token="xoxb-demo", slack_signing_secret=SIGNING_SECRET,
                         slack_api_url=api.base_url, slack_team_id=TEAM, slack_app_id=APP,
@@ -236,7 +237,8 @@ def _quote_and_pipeline(log: Transcript, services: Any, scene: SlackScene, custo
     invoice = ledger.read(lambda s: s.scalar(select(Invoice).where(Invoice.deal_id == deal_id)))
     documents_scene.show_invoice(log, services, invoice.number)
     log.not_yet("the invoice PDF emailed to faktury@…", "the billing issue; see outbox/invoice.deliver.jsonl")
-    log.not_yet("signed license key provisioned to the product", "the billing issue")
+    log.not_yet("signed license key provisioned to the product", "no CLOSELOOP_LICENSE_WEBHOOK_URL in the demo; "
+                "the key is signed and the request is in outbox/license.provision.jsonl")
     log.say()
     log.say("5. First recurring charge")
     log.not_yet(f"charge {Money(invoice.gross, invoice.currency)} on the card on file",
@@ -256,6 +258,7 @@ def _quote_and_pipeline(log: Transcript, services: Any, scene: SlackScene, custo
     log.say()
     log.say("7. Completeness")
     log.slack(scene, FINANCE, "/gaps", "all")
+    billing_scene(log, services, deal_id, clock)
     return deal_id
 
 
