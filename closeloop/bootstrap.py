@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -12,6 +13,7 @@ from adapters.file_sink import FileSink
 from adapters.slack import SlackDealThreads, slack_client
 from closeloop.config import Settings, parse_role_grants
 from closeloop.database import make_engine
+from closeloop.money import build_money, money_routes
 from closeloop.relay import Relay, Route
 from flows.access import Role, grant_role
 from flows.clock import Clock, SystemClock
@@ -28,6 +30,7 @@ class Services:
     ledger: Ledger
     sink: FileSink
     relay: Relay = field(init=False)
+    money: Any = field(init=False)  # closeloop.money.Money: gateway and money policies
 
     def close(self) -> None:
         self.engine.dispose()
@@ -41,6 +44,7 @@ def build(settings: Settings, clock: Clock | None = None) -> Services:
     ledger = Ledger(engine, clock or SystemClock(), policy, concurrency=settings.ledger_concurrency)
     services = Services(settings, engine, ledger, FileSink(settings.outbox_dir))
     retry = RetryPolicy(max_attempts=settings.relay_max_attempts)
+    services.money = build_money(settings, ledger)
     services.relay = Relay(ledger, routes(services, retry),
                            lease_for=timedelta(seconds=settings.relay_lease_seconds))
     return services
@@ -95,7 +99,6 @@ NOT_YET = {
     "esign.send": "e-signature is not available yet (the e-signature issue adds DocuSign and email signing)",
     "esign.void": "e-signature is not available yet (the e-signature issue adds voiding envelopes)",
     "invoice.deliver": "invoice PDFs and email are not available yet (the documents and billing issues)",
-    "payment.collect": "charging through a gateway is not available yet (the billing issue)",
     "license.provision": "signed license keys and provisioning are not available yet (the billing issue)",
 }
 
@@ -104,6 +107,7 @@ def routes(services: Services, retry: RetryPolicy) -> dict[str, Route]:
     table = {"pipeline.step": Route(run_pipeline_step(services.ledger), retry)}
     for kind, note in NOT_YET.items():
         table[kind] = Route(services.sink.handler(note), retry)
+    table.update(money_routes(services.money, retry))  # payment.collect, payment.event
     settings = services.settings
     if settings.slack_enabled:
         threads = SlackDealThreads(slack_client(settings.slack_bot_token, settings.slack_api_url),  # type: ignore[arg-type]

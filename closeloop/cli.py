@@ -281,3 +281,9 @@ def demo_command(out: Path) -> None:
     """Drive a realistic deal through the whole loop on embedded defaults."""
     from closeloop.demo.scenario import run_demo
     sys.exit(run_demo(out))
+
+
+from closeloop.money_cli import collect, pay  # noqa: E402 — the money commands live in their own module
+
+main.add_command(collect)
+main.add_command(pay)

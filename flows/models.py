@@ -4,6 +4,8 @@ from flows.access import RoleGrant
 from flows.base import Base
 from flows.billing import Charge, Payment, Subscription, SubscriptionPeriod
 from flows.catalog import Sku, SkuPrice
+from flows.charges import ChargeCheck, ChargePlan, GatewayAccount
+from flows.collections import DunningNotice, PaymentLink, PolicySuspension
 from flows.deals import Deal, SignatureEnvelope
 from flows.inbox import InboundEvent
 from flows.invoices import Invoice, InvoiceLine, NumberSeries
@@ -17,4 +19,5 @@ __all__ = [
     "Base", "Charge", "Contact", "Customer", "Deal", "Event", "InboundEvent", "Invoice", "InvoiceLine",
     "License", "NumberSeries", "OutboxMessage", "Payment", "Quote", "QuoteLine", "QuoteVersion", "RoleGrant",
     "SignatureEnvelope", "Sku", "SkuPrice", "Subscription", "SubscriptionPeriod",
+    "ChargeCheck", "ChargePlan", "DunningNotice", "GatewayAccount", "PaymentLink", "PolicySuspension",
 ]
