@@ -66,7 +66,7 @@ class StripeGateway:
             raise InvalidInput(f"the card was refused: {error.user_message or error.code}") from None
         except stripe.InvalidRequestError as error:
             raise InvalidInput(f"Stripe refused the payment method: {error.user_message or error}") from None
-        card = getattr(method, "card", None) or {}
+        card = _plain(method).get("card") or {}
         self._call(self.client.v1.customers.update, customer_ref,
                    {"invoice_settings": {"default_payment_method": method.id}})
         return PaymentMethodOnFile(customer_ref, str(method.id), str(card.get("brand") or ""),
@@ -100,7 +100,7 @@ class StripeGateway:
         """The PaymentIntent carrying our operation id, among the customer's."""
         found = []
         page = self._call(self.client.v1.payment_intents.list, {"customer": request.customer_ref, "limit": 100})
-        for intent in page.auto_paging_iter():
+        for intent in map(_plain, page.auto_paging_iter()):
             if (intent.get("metadata") or {}).get(OPERATION) == request.operation_id:
                 found.append(intent)
         if not found:
@@ -109,7 +109,7 @@ class StripeGateway:
         return _intent_result(succeeded[0] if succeeded else found[0])
 
     def charge_state(self, gateway_ref: str) -> tuple[ChargeResult, dict[str, str]]:
-        intent = self._call(self.client.v1.payment_intents.retrieve, gateway_ref)
+        intent = _plain(self._call(self.client.v1.payment_intents.retrieve, gateway_ref))
         return _intent_result(intent), dict(intent.get("metadata") or {})
 
     # --- payment links ----------------------------------------------------------------
@@ -131,10 +131,10 @@ class StripeGateway:
         return Checkout(str(session.id), str(session.url))
 
     def checkout_state(self, gateway_ref: str) -> CheckoutState:
-        session = self._call(self.client.v1.checkout.sessions.retrieve, gateway_ref)
+        session = _plain(self._call(self.client.v1.checkout.sessions.retrieve, gateway_ref))
         intent = session.get("payment_intent")
         return CheckoutState(paid=session.get("payment_status") == "paid", amount=int(session.get("amount_total") or 0),
-                             gateway_ref=str(session.id),
+                             gateway_ref=str(session["id"]),
                              payment_ref=intent if isinstance(intent, str) or intent is None else intent.get("id"),
                              metadata=dict(session.get("metadata") or {}))
 
@@ -154,7 +154,13 @@ def _metadata(request: ChargeRequest) -> dict[str, str]:
             "closeloop_invoice": request.invoice_number, "closeloop_attempt": str(request.attempt)}
 
 
+def _plain(obj: Any) -> dict[str, Any]:
+    """SDK objects are not dicts (stripe ≥ 15): read them as plain data."""
+    return obj.to_dict() if hasattr(obj, "to_dict") else dict(obj)
+
+
 def _intent_result(intent: Any) -> ChargeResult:
+    intent = _plain(intent)
     status, ref = intent.get("status"), str(intent.get("id"))
     amount = intent.get("amount_received") or intent.get("amount")
     if status == "succeeded":

@@ -99,6 +99,7 @@ NOT_YET = {
     "esign.send": "e-signature is not available yet (the e-signature issue adds DocuSign and email signing)",
     "esign.void": "e-signature is not available yet (the e-signature issue adds voiding envelopes)",
     "invoice.deliver": "invoice PDFs and email are not available yet (the documents and billing issues)",
+    "email.send": "SMTP is not configured (set SMTP_HOST): the message is kept here, not sent",
     "license.provision": "signed license keys and provisioning are not available yet (the billing issue)",
 }
 

@@ -177,25 +177,49 @@ def charges_tick(tx: Tx, policy: ChargePolicy) -> dict[str, int]:
         ChargePlan.gateway == policy.gateway).order_by(ChargePlan.id).with_for_update(skip_locked=True)).all()
     for plan in due:
         invoice = tx.get(Invoice, plan.invoice_id)
-        if invoice.status is not InvoiceStatus.ISSUED or invoice.balance <= 0:
-            plan.status, plan.next_attempt_at, plan.updated_at = PlanStatus.CLOSED, None, tx.now
-            counts["closed"] += 1
-            continue
-        attempt = plan.attempts + 1
-        key = charge_key(invoice.id, attempt)
-        charge = Charge(invoice_id=invoice.id, attempt=attempt, idempotency_key=key, amount=invoice.balance,
-                        currency=invoice.currency, status=ChargeStatus.PENDING, gateway=policy.gateway,
-                        created_at=tx.now)
-        tx.session.add(charge)
-        tx.session.flush()  # the unique (invoice, attempt) refuses a twin here
-        plan.attempts, plan.status, plan.next_attempt_at, plan.updated_at = (
-            attempt, PlanStatus.IN_FLIGHT, None, tx.now)
-        tx.enqueue("payment.collect", {"charge_id": charge.id, "invoice": invoice.number, "attempt": attempt},
-                   key=f"payment.collect:{key}", deal_id=invoice.deal_id)
-        tx.record("charge.attempted", deal_id=invoice.deal_id, customer_id=invoice.customer_id,
-                  invoice=invoice.number, attempt=attempt, amount=charge.amount, currency=charge.currency)
-        counts["attempted"] += 1
+        counts["attempted" if _attempt(tx, plan, invoice, policy) else "closed"] += 1
     return counts
+
+
+def _attempt(tx: Tx, plan: ChargePlan, invoice: Invoice, policy: ChargePolicy) -> bool:
+    """Start attempt n of a plan: a charges row (the unique (invoice, attempt) refuses a
+    twin) and the payment.collect row that asks the gateway. False: nothing left to charge."""
+    if invoice.status is not InvoiceStatus.ISSUED or invoice.balance <= 0:
+        plan.status, plan.next_attempt_at, plan.updated_at = PlanStatus.CLOSED, None, tx.now
+        return False
+    attempt = plan.attempts + 1
+    key = charge_key(invoice.id, attempt)
+    charge = Charge(invoice_id=invoice.id, attempt=attempt, idempotency_key=key, amount=invoice.balance,
+                    currency=invoice.currency, status=ChargeStatus.PENDING, gateway=policy.gateway,
+                    created_at=tx.now)
+    tx.session.add(charge)
+    tx.session.flush()
+    plan.attempts, plan.status, plan.next_attempt_at, plan.updated_at = (attempt, PlanStatus.IN_FLIGHT, None, tx.now)
+    tx.enqueue("payment.collect", {"charge_id": charge.id, "invoice": invoice.number, "attempt": attempt},
+               key=f"payment.collect:{key}", deal_id=invoice.deal_id)
+    tx.record("charge.attempted", deal_id=invoice.deal_id, customer_id=invoice.customer_id,
+              invoice=invoice.number, attempt=attempt, amount=charge.amount, currency=charge.currency)
+    return True
+
+
+def charge_issued_invoice(tx: Tx, invoice_number: str, policy: ChargePolicy) -> Done:
+    """The `payment.collect` row issue_invoice writes: charge a new invoice at once when
+    its customer has a card on file (else it waits for a transfer, or for the beat)."""
+    invoice = tx.session.scalar(select(Invoice).where(Invoice.number == invoice_number).with_for_update())
+    if invoice is None or policy.gateway == "manual":
+        return Done.ALREADY
+    if tx.session.scalar(select(ChargePlan.id).where(ChargePlan.invoice_id == invoice.id)) is not None:
+        return Done.ALREADY
+    account = tx.session.scalar(select(GatewayAccount).where(GatewayAccount.customer_id == invoice.customer_id,
+                                                             GatewayAccount.gateway == policy.gateway))
+    if account is None or account.method_ref is None or invoice.status is not InvoiceStatus.ISSUED \
+            or invoice.balance <= 0:
+        return Done.ALREADY
+    plan = ChargePlan(invoice_id=invoice.id, customer_id=invoice.customer_id, gateway=policy.gateway,
+                      status=PlanStatus.SCHEDULED, attempts=0, next_attempt_at=tx.now, updated_at=tx.now)
+    tx.session.add(plan)
+    _attempt(tx, plan, invoice, policy)
+    return Done.ACTED
 
 
 # --- one attempt: ask, record --------------------------------------------------------------
@@ -355,6 +379,9 @@ class CollectCharge:
         self.ledger, self.gateway, self.policy = ledger, gateway, policy
 
     def __call__(self, delivery: Delivery) -> None:
+        if "charge_id" not in delivery.payload:  # an invoice was just issued
+            self.ledger.run(charge_issued_invoice, str(delivery.payload["invoice"]), self.policy)
+            return
         charge_id = int(delivery.payload["charge_id"])
         request, status = self.ledger.run(charge_request, charge_id)
         if status is not ChargeStatus.PENDING:
@@ -368,11 +395,12 @@ class CollectCharge:
         self.ledger.run(record_charge_result, charge_id, result, self.policy, via="charge")
 
 
-def _tell(tx: Tx, invoice: Invoice, kind: str, text: str, **data: object) -> None:
-    if invoice.deal_id is not None:
-        announce(tx, tx.get(Deal, invoice.deal_id, lock=False), kind, text, **data)
+def _tell(tx: Tx, about: Invoice, kind: str, text: str, /, **data: object) -> None:
+    """On the deal's timeline and thread when the invoice has a deal; else the customer's."""
+    if about.deal_id is not None:
+        announce(tx, tx.get(Deal, about.deal_id, lock=False), kind, text, **data)
     else:
-        tx.record(kind, deal_id=None, customer_id=invoice.customer_id, **data)
+        tx.record(kind, deal_id=None, customer_id=about.customer_id, **data)
 
 
 # --- webhooks --------------------------------------------------------------------------------
