@@ -166,12 +166,8 @@ def charges_tick(tx: Tx, policy: ChargePolicy) -> dict[str, int]:
     for invoice in tx.session.scalars(select(Invoice).where(
             Invoice.status == InvoiceStatus.ISSUED, Invoice.customer_id.in_(with_card),
             Invoice.id.not_in(planned)).order_by(Invoice.id)):
-        if invoice.balance > 0:
-            tx.session.add(ChargePlan(invoice_id=invoice.id, customer_id=invoice.customer_id, gateway=policy.gateway,
-                                      status=PlanStatus.SCHEDULED, attempts=0, next_attempt_at=tx.now,
-                                      updated_at=tx.now))
+        if invoice.balance > 0 and _ensure_plan(tx, invoice, policy):
             counts["planned"] += 1
-    tx.session.flush()
     due = tx.session.scalars(select(ChargePlan).where(
         ChargePlan.status == PlanStatus.SCHEDULED, ChargePlan.next_attempt_at <= tx.now,
         ChargePlan.gateway == policy.gateway).order_by(ChargePlan.id).with_for_update(skip_locked=True)).all()
@@ -215,11 +211,25 @@ def charge_issued_invoice(tx: Tx, invoice_number: str, policy: ChargePolicy) -> 
     if account is None or account.method_ref is None or invoice.status is not InvoiceStatus.ISSUED \
             or invoice.balance <= 0:
         return Done.ALREADY
-    plan = ChargePlan(invoice_id=invoice.id, customer_id=invoice.customer_id, gateway=policy.gateway,
-                      status=PlanStatus.SCHEDULED, attempts=0, next_attempt_at=tx.now, updated_at=tx.now)
-    tx.session.add(plan)
+    if not _ensure_plan(tx, invoice, policy):
+        return Done.ALREADY  # a concurrent tick planned it
+    plan = tx.session.scalars(select(ChargePlan).where(ChargePlan.invoice_id == invoice.id).with_for_update()).one()
     _attempt(tx, plan, invoice, policy)
     return Done.ACTED
+
+
+def _ensure_plan(tx: Tx, invoice: Invoice, policy: ChargePolicy) -> bool:
+    """Insert the invoice's plan unless one exists (a concurrent tick or route may race
+    here: ON CONFLICT DO NOTHING, so the loser neither fails nor plans twice)."""
+    if tx.session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    tx.session.flush()
+    inserted = tx.session.execute(insert(ChargePlan).values(
+        invoice_id=invoice.id, customer_id=invoice.customer_id, gateway=policy.gateway, status=PlanStatus.SCHEDULED,
+        attempts=0, next_attempt_at=tx.now, updated_at=tx.now).on_conflict_do_nothing().returning(ChargePlan.id)).first()
+    return inserted is not None
 
 
 # --- one attempt: ask, record --------------------------------------------------------------

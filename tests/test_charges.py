@@ -248,3 +248,37 @@ def test_one_checkout_link_pays_all_open_invoices_with_one_receipt(shop, stripe_
     [receipt] = _emails(ledger, "receipt")
     assert receipt.payload["context"]["amount"] == 456000
     assert [line["invoice"] for line in receipt.payload["context"]["invoices"]] == [i.number for i in invoices]
+
+
+def test_the_idempotency_key_makes_a_repeated_request_one_charge_at_stripe(shop, stripe_proxy):
+    """Key semantics need the replay proxy (localstripe ignores Idempotency-Key)."""
+    from flows.charges import charge_request
+    ledger = shop.ledger
+    _, invoice = _billed(shop, stripe_proxy)
+    money_tick(shop.money)
+    [charge] = _rows(ledger, Charge)
+    request, _ = ledger.run(charge_request, charge.id)
+    first, second = shop.money.gateway.charge(request), shop.money.gateway.charge(request)
+    assert first.gateway_ref == second.gateway_ref and first.outcome.value == "succeeded"
+    account = _rows(ledger, GatewayAccount)[0]
+    assert len(_intents(stripe_proxy, account.customer_ref)) == 1
+    assert request.operation_id == f"charge:{invoice.id}:1"
+
+
+def test_a_redelivered_charge_looks_up_before_asking_again(shop, stripe_proxy):
+    """The relay died after the gateway charged (its lease expires, the message comes
+    back as attempt 2): the route finds the charge by our operation id instead."""
+    from flows.charges import CollectCharge, charge_request
+    from flows.outbox import Delivery
+    ledger = shop.ledger
+    _billed(shop, stripe_proxy)
+    money_tick(shop.money)
+    [charge] = _rows(ledger, Charge)
+    request, _ = ledger.run(charge_request, charge.id)
+    shop.money.gateway.charge(request)  # the first delivery asked, then died before recording
+    stripe_proxy.replayed.clear()       # and the key's replay window is gone: only the lookup can help
+    CollectCharge(ledger, shop.money.gateway, shop.money.charges)(Delivery(
+        0, "payment.collect", {"charge_id": charge.id}, f"payment.collect:{charge.idempotency_key}", 2, None))
+    [charge] = _rows(ledger, Charge)
+    assert charge.status is ChargeStatus.SUCCEEDED
+    assert len(_intents(stripe_proxy, _rows(ledger, GatewayAccount)[0].customer_ref)) == 1
