@@ -46,8 +46,10 @@ def build_money(settings: Settings, ledger: Ledger, gateway: PaymentGateway | No
 
 
 def money_routes(money: MoneyServices, retry: RetryPolicy) -> dict[str, Route]:
-    return {"payment.collect": Route(CollectCharge(money.ledger, money.gateway, money.charges), retry),
-            "payment.event": Route(PaymentEvent(money), retry)}
+    def collect(delivery: Delivery) -> None:  # reads money's gateway at delivery: the demo swaps it
+        CollectCharge(money.ledger, money.gateway, money.charges)(delivery)
+
+    return {"payment.collect": Route(collect, retry), "payment.event": Route(PaymentEvent(money), retry)}
 
 
 class PaymentEvent:

@@ -227,7 +227,7 @@ def _notice(tx: Tx, invoice: Invoice, rung: str, as_of: date, policy: Collection
     if rung == REMINDER:
         template, subject = "payment_reminder", f"{invoice.number}: {balance} due on {invoice.due_on}"
     else:
-        template, subject = "payment_overdue", f"{invoice.number} is {days_late} days overdue: {balance}"
+        template, subject = "payment_overdue", f"{invoice.number}: {balance} overdue since {invoice.due_on}"
         # Rendered by the documents issue before sending: the aging report and every unpaid invoice.
         attachments = ({"render": "aging_report", "customer_id": customer.id, "as_of": as_of.isoformat(),
                         "filename": f"aging-{as_of.isoformat()}.pdf", "content_type": "application/pdf"},

@@ -37,7 +37,7 @@ def test_the_demo_drives_a_deal_through_the_loop_and_writes_its_artifacts(demo):
                      "subscriptions.json", "outbox/esign.send.jsonl", "outbox/invoice.deliver.jsonl"):
         assert (out / artifact).is_file(), artifact
     invoice = json.loads((out / "invoice.json").read_text(encoding="utf-8"))
-    assert invoice["gross"] == "2,767.50 EUR" and invoice["status"] == "issued"
+    assert invoice["gross"] == "2,767.50 EUR" and invoice["status"] == "paid"  # charged on the card on file
     kinds = [e["kind"] for e in json.loads((out / "timeline.json").read_text(encoding="utf-8"))]
     assert kinds[:4] == ["quote.drafted", "quote.sent", "quote.signed", "deal.won"]
 
@@ -49,7 +49,7 @@ def test_the_demo_database_can_be_inspected_with_closeloop_commands(demo, tmp_pa
     assert "stage billing_active" in result.stdout and "deal.won" in result.stdout
     quote_number = json.loads((out / "timeline.json").read_text())[0]["data"]["quote"]
     by_quote = closeloop("timeline", quote_number, "--json", cwd=tmp_path, database=out / "closeloop.db")
-    assert [json.loads(line)["kind"] for line in by_quote.stdout.splitlines()][-1] == "subscription.started"
+    assert "subscription.started" in [json.loads(line)["kind"] for line in by_quote.stdout.splitlines()]
     assert closeloop("outbox", "--status", "dead", cwd=tmp_path, database=out / "closeloop.db").stdout == ""
 
 
