@@ -203,3 +203,17 @@ def test_the_optional_late_fee_is_invoiced_once_at_the_first_overdue_rung(settin
         assert (fee.status, fee.gross, fee.number is not None) == (InvoiceStatus.ISSUED, 4560, True)
     finally:
         built.close()
+
+
+def test_the_money_views_show_what_the_gap_rules_need(office, clock):
+    from flows.money_views import overdue_with_active_license, suspended_although_paid
+    ledger = office.ledger
+    customer = seed(ledger)
+    invoice = _invoice_of(ledger, deal_at(ledger, customer, Stage.BILLING_ACTIVE))
+    late = invoice.due_on + timedelta(days=20)
+    [gap] = ledger.read(overdue_with_active_license, late, office.money.collections)
+    assert (gap.kind, gap.customer_id) == ("collections.overdue_license_active", customer)
+    clock.set(clock.now() + (late - _today(clock)))
+    money_tick(office.money)
+    assert ledger.read(overdue_with_active_license, late, office.money.collections) == []
+    assert ledger.read(suspended_although_paid, late) == []
