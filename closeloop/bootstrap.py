@@ -6,6 +6,7 @@ import logging
 import threading
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -17,6 +18,7 @@ from closeloop.config import Settings, parse_role_grants
 from closeloop.documents import InvoiceDocuments, company_from
 from closeloop.database import make_engine
 from closeloop.license_signing import signer as license_signer
+from closeloop.money import build_money, money_routes
 from closeloop.relay import Relay, Route
 from flows.access import Role, grant_role
 from flows.clock import Clock, SystemClock
@@ -34,6 +36,7 @@ class Services:
     ledger: Ledger
     sink: FileSink
     relay: Relay = field(init=False)
+    money: Any = field(init=False)  # closeloop.money.Money: gateway and money policies
 
     def close(self) -> None:
         self.engine.dispose()
@@ -48,6 +51,7 @@ def build(settings: Settings, clock: Clock | None = None) -> Services:
     ledger = Ledger(engine, clock or SystemClock(), policy, concurrency=settings.ledger_concurrency)
     services = Services(settings, engine, ledger, FileSink(settings.outbox_dir))
     retry = RetryPolicy(max_attempts=settings.relay_max_attempts)
+    services.money = build_money(settings, ledger)
     services.relay = Relay(ledger, routes(services, retry),
                            lease_for=timedelta(seconds=settings.relay_lease_seconds))
     return services
@@ -115,7 +119,6 @@ NOT_YET = {
     "esign.send": "e-signature is not available yet (the e-signature issue adds DocuSign and email signing)",
     "esign.void": "e-signature is not available yet (the e-signature issue adds voiding envelopes)",
     "invoice.deliver": "invoice PDFs and email are not available yet (the documents and billing issues)",
-    "payment.collect": "charging through a gateway is not available yet (the billing issue)",
     "email.send": "SMTP is not configured (set SMTP_HOST): the message is kept here, not sent",
     "slack.triage": "Slack is not configured: unmatched mail is listed by `closeloop mail triage`",
     "mail.signed_return": "signed-PDF verification is not available yet (the documents issue: parsers/signed_quote.py)",
@@ -131,6 +134,7 @@ def routes(services: Services, retry: RetryPolicy) -> dict[str, Route]:
     table = {"pipeline.step": Route(run_pipeline_step(services.ledger), retry)}
     for kind, note in NOT_YET.items():
         table[kind] = Route(services.sink.handler(note), retry)
+    table.update(money_routes(services.money, retry))  # payment.collect, payment.event
     settings = services.settings
     invoices = InvoiceDocuments(services.ledger, company_from(settings), settings.documents_dir, services.sink)
     table["invoice.deliver"] = Route(invoices.deliver, retry)  # the PDF is rendered; email comes later

@@ -303,3 +303,7 @@ main.add_command(render_group)
 main.add_command(_parse_group)
 from closeloop.mail_cli import mail as _mail  # noqa: E402 — the email agent's commands
 main.add_command(_mail)
+from closeloop.money_cli import collect, pay  # noqa: E402 — the money commands live in their own module
+
+main.add_command(collect)
+main.add_command(pay)

@@ -83,6 +83,23 @@ class Settings(BaseSettings):
     company_logo: Path | None = Field(None, alias="CLOSELOOP_COMPANY_LOGO", description="PNG or JPEG path")
     documents_dir: Path = Field(Path("closeloop-documents"), alias="CLOSELOOP_DOCUMENTS_DIR",
                                 description="where rendered invoice and quote PDFs are kept")
+    # Money (charges and collections). The manual gateway (bank transfer) needs no account.
+    gateway: str = Field("manual", alias="CLOSELOOP_GATEWAY", pattern="^(manual|stripe)$",
+                         description="manual (bank transfer) or stripe")
+    stripe_api_key: str | None = Field(None, alias="STRIPE_API_KEY")
+    stripe_api_base: str | None = Field(None, alias="STRIPE_API_BASE", description="e.g. a loopback localstripe")
+    stripe_webhook_secret: str | None = Field(None, alias="STRIPE_WEBHOOK_SECRET")
+    stripe_timeout_seconds: float = Field(30.0, alias="STRIPE_TIMEOUT_SECONDS", gt=0)
+    stripe_return_url: str = Field("https://closeloop.invalid/paid", alias="STRIPE_CHECKOUT_RETURN_URL")
+    charge_retry_days: str = Field("1,3,5,7", alias="CLOSELOOP_CHARGE_RETRY_DAYS",
+                                   description="soft declines retried this many days after the first")
+    reminder_days_before: int = Field(5, alias="CLOSELOOP_REMINDER_DAYS_BEFORE", ge=0, le=60)
+    overdue_ladder: str = Field("1,7,14,30", alias="CLOSELOOP_OVERDUE_LADDER", description="days past due")
+    suspend_over: str = Field("", alias="CLOSELOOP_SUSPEND_OVER",
+                              description='suspend licenses from this overdue balance, e.g. "EUR=500.00,USD=500.00"')
+    suspend_after_days: int = Field(30, alias="CLOSELOOP_SUSPEND_AFTER_DAYS", ge=0)
+    late_fee_percent: str | None = Field(None, alias="CLOSELOOP_LATE_FEE_PERCENT", description="off when unset")
+    bank_details: str = Field("Bank transfer: ask finance for our account details", alias="CLOSELOOP_BANK_DETAILS")
     port: int = Field(3000, alias="PORT")
     host: str = Field("0.0.0.0", alias="CLOSELOOP_HOST", description="address `closeloop web` listens on")
 
@@ -183,6 +200,30 @@ class Settings(BaseSettings):
         if path is not None and not path.is_file():
             raise ValueError(f"CLOSELOOP_COMPANY_LOGO {path} is not a file")
         return path
+    @field_validator("charge_retry_days", "overdue_ladder")
+    @classmethod
+    def _days(cls, text: str) -> str:
+        parse_days(text)
+        return text
+
+    @field_validator("suspend_over")
+    @classmethod
+    def _thresholds(cls, text: str) -> str:
+        parse_thresholds(text)
+        return text
+
+    @field_validator("late_fee_percent")
+    @classmethod
+    def _percent(cls, text: str | None) -> str | None:
+        if text:
+            from decimal import Decimal, InvalidOperation
+            try:
+                value = Decimal(text)
+            except InvalidOperation:
+                raise ValueError(f"late fee {text!r} must be a percentage such as 1.5") from None
+            if not 0 < value <= 100:
+                raise ValueError(f"late fee {text!r} must be above 0 and at most 100")
+        return text
 
     @field_validator("slack_roles")
     @classmethod
@@ -238,6 +279,31 @@ def parse_role_grants(text: str) -> list[tuple[str, str]]:
                 raise ValueError(f"unknown role {role!r} in {part!r} (roles: {', '.join(ROLE_NAMES)})")
             grants.append((principal, role))
     return grants
+
+
+def parse_days(text: str) -> tuple[int, ...]:
+    """'1,3,5,7' -> (1, 3, 5, 7): increasing whole days; '' -> ()."""
+    try:
+        days = tuple(int(part) for part in text.replace(" ", "").split(",") if part)
+    except ValueError:
+        raise ValueError(f"{text!r} must be whole days separated by commas, e.g. 1,3,5,7") from None
+    if any(d < 0 for d in days) or list(days) != sorted(set(days)):
+        raise ValueError(f"{text!r} must be increasing, non-negative days, e.g. 1,3,5,7")
+    return days
+
+
+def parse_thresholds(text: str) -> dict[str, int]:
+    """'EUR=500.00,USD=500.00' -> {"EUR": 50000, "USD": 50000} (minor units)."""
+    from flows.money import Money
+
+    thresholds = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        currency, _, amount = part.partition("=")
+        try:
+            thresholds[currency.strip()] = Money.parse(amount.strip(), currency.strip()).amount
+        except Exception as error:  # noqa: BLE001 — say which part is wrong
+            raise ValueError(f"threshold {part!r} must look like EUR=500.00: {error}") from None
+    return thresholds
 
 
 def load_settings(**overrides: object) -> Settings:

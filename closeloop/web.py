@@ -14,6 +14,8 @@ def web_app(services: Services) -> WSGI:
     from handlers.health import health_wsgi  # the entrypoints this process serves
 
     routes: dict[str, WSGI] = {"/healthz": health_wsgi(services), "/readyz": health_wsgi(services)}
+    from handlers.payments_webhook import payments_webhook_wsgi
+    routes["/webhooks/payments"] = payments_webhook_wsgi(services)
     if services.settings.slack_enabled:
         from bot.app import build_app
         from bot.server import slack_events_wsgi

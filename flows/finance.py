@@ -49,6 +49,8 @@ def record_payment(tx: Tx, *, invoice_number: str, amount: int, method: str, ref
     else:
         tx.record("payment.recorded", deal_id=None, customer_id=invoice.customer_id, actor=actor,
                   invoice=invoice_number, amount=amount, method=method, reference=reference)
+    from flows.collections import payment_settled  # the receipt, and reinstatement (collections imports us)
+    payment_settled(tx, [(invoice, amount)], currency=invoice.currency, reference=reference, method=method)
     return Done.ACTED
 
 

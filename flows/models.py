@@ -4,6 +4,8 @@ from flows.access import RoleGrant
 from flows.base import Base
 from flows.billing import Charge, Payment, Subscription, SubscriptionChange, SubscriptionPeriod
 from flows.catalog import Sku, SkuPrice
+from flows.charges import ChargeCheck, ChargePlan, GatewayAccount
+from flows.collections import DunningNotice, PaymentLink, PolicySuspension
 from flows.deals import Deal, SignatureEnvelope
 from flows.gap_models import GapDigest, GapRun, GapState, VendorUsage
 from flows.external_invoices import ExternalInvoiceRecord
@@ -22,4 +24,5 @@ __all__ = [
     "SignatureEnvelope", "Sku", "SkuPrice", "Subscription", "SubscriptionPeriod",
     "ContactFlag", "InboundMail", "MailAttachment", "MailCheckpoint", "OutboundMail", "PaymentClaim",
     "SubscriptionChange", "ExternalInvoiceRecord",
+    "ChargeCheck", "ChargePlan", "DunningNotice", "GatewayAccount", "PaymentLink", "PolicySuspension",
 ]

@@ -144,3 +144,21 @@ def web(slack_services: Services) -> Iterator:
     thread.start()
     yield f"http://127.0.0.1:{server.effective_port}"
     server.close()
+
+
+@pytest.fixture(scope="session")
+def localstripe() -> Iterator:
+    """localstripe (PyPI) on a free loopback port, for the whole run (billing-money)."""
+    from tests.stripe_peer import LocalStripe
+    server = LocalStripe().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def stripe_proxy(localstripe) -> Iterator:
+    """A proxy in front of localstripe: key replay, dropped answers, Checkout Sessions."""
+    from tests.stripe_peer import StripeProxy
+    proxy = StripeProxy(localstripe.url).start()
+    yield proxy
+    proxy.stop()

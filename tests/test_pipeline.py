@@ -35,7 +35,8 @@ def test_a_signature_lands_with_its_won_deal_invoice_license_and_subscription(se
     kinds = [e.kind for e in ledger.read(timeline, deal)]
     assert kinds == ["quote.drafted", "quote.sent", "quote.signed", "deal.won", "invoice.issued",
                      "license.issued", "subscription.started", "license.key_minted"]  # minted when provisioned
-    for kind in ("invoice.deliver", "payment.collect", "license.provision", "esign.send"):
+    # payment.collect is delivered by the charges route (the manual gateway: the invoice waits).
+    for kind in ("invoice.deliver", "license.provision", "esign.send"):
         assert len(services.sink.read(kind)) == 1, kind
     assert len(services.sink.read("slack.deal_thread")) == len(kinds) - 1  # the key is not posted
     assert ledger.read(lambda s: {m.status for m in s.scalars(select(OutboxMessage))}) == {OutboxStatus.DONE}

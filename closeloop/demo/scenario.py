@@ -240,12 +240,8 @@ def _quote_and_pipeline(log: Transcript, services: Any, scene: SlackScene, custo
     log.not_yet("signed license key provisioned to the product", "no CLOSELOOP_LICENSE_WEBHOOK_URL in the demo; "
                 "the key is signed and the request is in outbox/license.provision.jsonl")
     log.say()
-    log.say("5. First recurring charge")
-    log.not_yet(f"charge {Money(invoice.gross, invoice.currency)} on the card on file",
-                "the billing issue adds the gateway; the request is in outbox/payment.collect.jsonl")
-    log.say()
-    log.say("6. Collections")
-    clock.advance(timedelta(days=45))
+    from closeloop.demo.money_scene import money_scene  # 5. charges, 6. collections (billing-money)
+    money_scene(log, services, clock, customer_id, deal_id)
     today = clock.now().date()
     overdue = ledger.read(overdue_invoices, today)
     for item in overdue:
@@ -254,7 +250,6 @@ def _quote_and_pipeline(log: Transcript, services: Any, scene: SlackScene, custo
     log.slack(scene, FINANCE, "/invoice", invoice.number)
     log.slack(scene, FINANCE, "/collect", "Kowalski Logistics")
     documents_scene.show_aging(log, services, invoice.customer_id, today)
-    log.not_yet("overdue reminder email with the aging report", "the billing and collections issue")
     log.say()
     log.say("7. Completeness")
     log.slack(scene, FINANCE, "/gaps", "all")
