@@ -5,11 +5,13 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import Engine
 
 from adapters.file_sink import FileSink
 from adapters.slack import SlackDealThreads, slack_client
+from closeloop import esign_wiring
 from closeloop.config import Settings, parse_role_grants
 from closeloop.database import make_engine
 from closeloop.relay import Relay, Route
@@ -28,6 +30,10 @@ class Services:
     ledger: Ledger
     sink: FileSink
     relay: Relay = field(init=False)
+    # E-signature: the document ports (swapped for the real ones at merge) and DocuSign.
+    quote_document: Any = field(init=False)
+    signed_quote_check: Any = field(init=False)
+    esign: Any = None  # adapters.docusign_outbox.DocuSignRelay when DocuSign is configured
 
     def close(self) -> None:
         self.engine.dispose()
@@ -40,6 +46,7 @@ def build(settings: Settings, clock: Clock | None = None) -> Services:
                     timezone=settings.timezone, discount_approval_bp=settings.discount_approval_percent * 100)
     ledger = Ledger(engine, clock or SystemClock(), policy, concurrency=settings.ledger_concurrency)
     services = Services(settings, engine, ledger, FileSink(settings.outbox_dir))
+    esign_wiring.attach(services)
     retry = RetryPolicy(max_attempts=settings.relay_max_attempts)
     services.relay = Relay(ledger, routes(services, retry),
                            lease_for=timedelta(seconds=settings.relay_lease_seconds))
@@ -58,6 +65,7 @@ class Embedded:
     def __enter__(self) -> Embedded:
         self.services.ledger.after_commit.append(self._wake)
         self._thread.start()
+        esign_wiring.reconcile_ticker(self.services, self._stop)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -94,6 +102,8 @@ NOT_YET = {
     "collect.statement": "statements are not available yet (the billing and collections issue)",
     "esign.send": "e-signature is not available yet (the e-signature issue adds DocuSign and email signing)",
     "esign.void": "e-signature is not available yet (the e-signature issue adds voiding envelopes)",
+    "esign.remind": "DocuSign is not configured (set DOCUSIGN_INTEGRATION_KEY, DOCUSIGN_USER_ID, DOCUSIGN_PRIVATE_KEY)",
+    "esign.connect_event": "DocuSign is not configured: Connect notice kept, not applied",
     "invoice.deliver": "invoice PDFs and email are not available yet (the documents and billing issues)",
     "payment.collect": "charging through a gateway is not available yet (the billing issue)",
     "license.provision": "signed license keys and provisioning are not available yet (the billing issue)",
@@ -109,6 +119,7 @@ def routes(services: Services, retry: RetryPolicy) -> dict[str, Route]:
         threads = SlackDealThreads(slack_client(settings.slack_bot_token, settings.slack_api_url),  # type: ignore[arg-type]
                                    services.ledger, settings.slack_deals_channel)
         table["slack.deal_thread"] = Route(threads.post, retry)
+    esign_wiring.esign_routes(services, retry, table)
     return table
 
 

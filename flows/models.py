@@ -5,6 +5,7 @@ from flows.base import Base
 from flows.billing import Charge, Payment, Subscription, SubscriptionPeriod
 from flows.catalog import Sku, SkuPrice
 from flows.deals import Deal, SignatureEnvelope
+from flows.esign import DocuSignEnvelope
 from flows.inbox import InboundEvent
 from flows.invoices import Invoice, InvoiceLine, NumberSeries
 from flows.licenses import License
@@ -14,7 +15,7 @@ from flows.quotes import Quote, QuoteLine, QuoteVersion
 from flows.timeline import Event
 
 __all__ = [
-    "Base", "Charge", "Contact", "Customer", "Deal", "Event", "InboundEvent", "Invoice", "InvoiceLine",
+    "Base", "Charge", "DocuSignEnvelope", "Contact", "Customer", "Deal", "Event", "InboundEvent", "Invoice", "InvoiceLine",
     "License", "NumberSeries", "OutboxMessage", "Payment", "Quote", "QuoteLine", "QuoteVersion", "RoleGrant",
     "SignatureEnvelope", "Sku", "SkuPrice", "Subscription", "SubscriptionPeriod",
 ]
