@@ -77,6 +77,7 @@ class DocuSign:
         self._token: str | None = None
         self._expires_at = 0.0
         self._account: tuple[str, str] | None = None  # (account id, REST base)
+        self._rest: ds.ApiClient | None = None
 
     # --- auth ---------------------------------------------------------------------
 
@@ -101,10 +102,10 @@ class DocuSign:
                 self._expires_at = now + int(token.expires_in or TOKEN_LIFETIME)
                 if self._account is None:
                     self._account = self._resolve_account(oauth, token.access_token)
-            account_id, base = self._account  # type: ignore[misc]
-            client = self._api_client(host=base)
-            client.set_default_header("Authorization", f"Bearer {self._token}")
-            return client, account_id
+                    # one REST client for the process: its connection pool keeps TLS sessions open
+                    self._rest = self._api_client(host=self._account[1])
+                self._rest.set_default_header("Authorization", f"Bearer {self._token}")
+            return self._rest, self._account[0]  # type: ignore[index]
 
     def _resolve_account(self, oauth: ds.ApiClient, token: str) -> tuple[str, str]:
         info = oauth.get_user_info(token)

@@ -12,7 +12,7 @@ from waitress.server import create_server
 
 from closeloop.bootstrap import Services, build
 from closeloop.config import Settings
-from closeloop.demo.loopback_docusign import INTEGRATION_KEY, USER, LoopbackDocuSign, free_port, rsa_key_pem
+from closeloop.demo.loopback_docusign import INTEGRATION_KEY, USER, LoopbackDocuSign, free_port, public_pem, rsa_key_pem
 from closeloop.web import web_app
 from flows.deals import SignatureEnvelope
 
@@ -24,9 +24,14 @@ def jwt_key() -> bytes:
     return rsa_key_pem()
 
 
+@pytest.fixture(scope="session")
+def jwt_public_key(jwt_key: bytes) -> bytes:
+    return public_pem(jwt_key)
+
+
 @pytest.fixture
-def docusign(jwt_key: bytes, tmp_path) -> Iterator[LoopbackDocuSign]:
-    server = LoopbackDocuSign(jwt_key, directory=tmp_path).start()
+def docusign(jwt_public_key: bytes, tmp_path) -> Iterator[LoopbackDocuSign]:
+    server = LoopbackDocuSign(jwt_public_key, directory=tmp_path).start()
     yield server
     server.stop()
 

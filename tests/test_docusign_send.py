@@ -11,7 +11,7 @@ from flows.deals import EnvelopeStatus, Stage
 from flows.outbox import OutboxMessage, OutboxStatus
 from flows.parties import Customer
 from flows.steps import revise_quote, send_quote, void_quote
-from tests.docusign_peer import connect_url, docusign, envelope_of, esign, esign_settings, jwt_key  # noqa: F401
+from tests.docusign_peer import connect_url, docusign, envelope_of, esign, esign_settings, jwt_key, jwt_public_key  # noqa: F401
 from tests.factories import LineRequest, quoted_deal, seed, stage_of
 
 

@@ -56,7 +56,26 @@ def rsa_key_pem() -> bytes:
                              serialization.NoEncryption())
 
 
+_MADE: dict[str, tuple[bytes, bytes]] = {}
+
+
 def _certificate(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1, made once per process (RSA key generation is slow)."""
+    if "cert" not in _MADE:
+        _MADE["cert"] = _make_certificate()
+    cert_pem, key_pem = _MADE["cert"]
+    cert_path, key_path = directory / "docusign-cert.pem", directory / "docusign-key.pem"
+    cert_path.write_bytes(cert_pem)
+    key_path.write_bytes(key_pem)
+    return cert_path, key_path
+
+
+def public_pem(private_pem: bytes) -> bytes:
+    key = serialization.load_pem_private_key(private_pem, None)
+    return key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def _make_certificate() -> tuple[bytes, bytes]:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "loopback DocuSign")])
     now = dt.datetime.now(dt.timezone.utc)
@@ -67,11 +86,9 @@ def _certificate(directory: Path) -> tuple[Path, Path]:
                            critical=False)
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
             .sign(key, hashes.SHA256()))
-    cert_path, key_path = directory / "docusign-cert.pem", directory / "docusign-key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return cert_path, key_path
+    return (cert.public_bytes(serialization.Encoding.PEM),
+            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                              serialization.NoEncryption()))
 
 
 def _strict(node: Any) -> Any:
@@ -87,6 +104,14 @@ def _strict(node: Any) -> Any:
 
 
 class SpecValidator:
+    _loaded: SpecValidator | None = None
+
+    @classmethod
+    def shared(cls) -> SpecValidator:
+        if cls._loaded is None:
+            cls._loaded = cls()
+        return cls._loaded
+
     def __init__(self) -> None:
         text = resources.files("closeloop.demo").joinpath("docusign/esignature-v2.1-extract.json").read_text("utf-8")
         extract = json.loads(text)
@@ -140,15 +165,15 @@ class StoredEnvelope:
 
 
 class LoopbackDocuSign:
-    def __init__(self, public_key_pem: bytes, *, integration_key: str = INTEGRATION_KEY, token_lifetime: int = 3600,
+    def __init__(self, key_pem: bytes, *, integration_key: str = INTEGRATION_KEY, token_lifetime: int = 3600,
                  directory: Path | None = None) -> None:
-        self.public_key = serialization.load_pem_private_key(public_key_pem, None).public_key() \
-            if b"PRIVATE" in public_key_pem else serialization.load_pem_public_key(public_key_pem)
+        # the integration's public key (a private key PEM is accepted too: its public half is used)
+        self.public_key = serialization.load_pem_public_key(public_pem(key_pem) if b"PRIVATE" in key_pem else key_pem)
         self.integration_key = integration_key
         self.token_lifetime = token_lifetime
         self.directory = directory or Path(tempfile.mkdtemp(prefix="loopback-docusign-"))
         self.cert_path, self._key_path = _certificate(self.directory)
-        self.validator = SpecValidator()
+        self.validator = SpecValidator.shared()
         self.envelopes: dict[str, StoredEnvelope] = {}
         self.tokens: set[str] = set()
         self.token_grants = 0
