@@ -281,3 +281,8 @@ def demo_command(out: Path) -> None:
     """Drive a realistic deal through the whole loop on embedded defaults."""
     from closeloop.demo.scenario import run_demo
     sys.exit(run_demo(out))
+
+
+from closeloop.esign_cli import esign as _esign  # noqa: E402 — registered last, kept in its own module
+
+main.add_command(_esign)

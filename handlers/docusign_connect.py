@@ -5,7 +5,12 @@ one `X-DocuSign-Signature-N` header per active key (base64 HMAC-SHA256 of the bo
 and any of ours matching any of them passes, so keys can be rotated. Anything else
 is 401 with nothing stored. A verified notice is claimed (a re-delivery is a
 duplicate, answered 200) and its work queued on the outbox in one short
-transaction; the answer goes back at once, the relay does the work."""
+transaction; the answer goes back at once, the relay does the work.
+
+The 200 is only sent once the notice is committed (DocuSign does not retry what we
+acknowledged). Notices arriving together share one transaction (group commit): one
+writer thread takes whatever is waiting, commits it in one go, and wakes every
+request in the group — so a burst costs one commit, not one per notice."""
 from __future__ import annotations
 
 import base64
@@ -13,10 +18,11 @@ import hashlib
 import hmac
 import json
 import logging
+import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from flows.esign import accept_connect_notice
+from flows.esign import accept_connect_notices
 from flows.ledger import Ledger
 from parsers.docusign_connect import NotAConnectNotice, parse_connect
 
@@ -51,8 +57,62 @@ def read_body(environ: dict[str, Any]) -> bytes | None:
     return body if len(body) == length else None
 
 
+class _Pending:
+    __slots__ = ("notice", "done", "accepted", "error")
+
+    def __init__(self, notice: dict[str, Any]) -> None:
+        self.notice, self.done = notice, threading.Event()
+        self.accepted: bool | None = None
+        self.error: BaseException | None = None
+
+
+class GroupCommit:
+    """Claims notices in groups: whoever waits while a commit runs goes in the next one."""
+
+    def __init__(self, ledger: Ledger, *, max_group: int = 200, wait_seconds: float = 30.0) -> None:
+        self.ledger, self.max_group, self.wait_seconds = ledger, max_group, wait_seconds
+        self._waiting: list[_Pending] = []
+        self._cond = threading.Condition()
+        self._writer: threading.Thread | None = None
+
+    def accept(self, notice: dict[str, Any]) -> bool:
+        """Store the notice; True when new, False for a duplicate. Raises when the
+        database failed (the caller answers 5xx and DocuSign delivers it again)."""
+        pending = _Pending(notice)
+        with self._cond:
+            self._waiting.append(pending)
+            if self._writer is None or not self._writer.is_alive():
+                self._writer = threading.Thread(target=self._write, name="closeloop-connect-writer", daemon=True)
+                self._writer.start()
+            self._cond.notify()
+        if not pending.done.wait(self.wait_seconds):
+            raise TimeoutError("the Connect notice was not stored in time")
+        if pending.error is not None:
+            raise pending.error
+        return bool(pending.accepted)
+
+    def _write(self) -> None:
+        while True:
+            with self._cond:
+                while not self._waiting:
+                    self._cond.wait()
+                group, self._waiting = self._waiting[:self.max_group], self._waiting[self.max_group:]
+            try:
+                results = self.ledger.run(accept_connect_notices, [p.notice for p in group])
+            except Exception as error:  # noqa: BLE001 — each request answers for itself
+                log.exception("storing %d Connect notice(s) failed", len(group))
+                for p in group:
+                    p.error = error
+            else:
+                for p, accepted in zip(group, results):
+                    p.accepted = accepted
+            for p in group:
+                p.done.set()
+
+
 def connect_wsgi(ledger: Ledger, keys: tuple[str, ...]) -> Callable[..., Iterable[bytes]]:
     secrets = [k.encode() for k in keys]
+    inbox = GroupCommit(ledger)
 
     def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if environ.get("REQUEST_METHOD") != "POST":
@@ -69,9 +129,11 @@ def connect_wsgi(ledger: Ledger, keys: tuple[str, ...]) -> Callable[..., Iterabl
         except NotAConnectNotice as error:  # signed by DocuSign but not an envelope notice: nothing to do
             log.warning("Connect notice ignored: %s", error)
             return _answer(start_response, "200 OK", {"ok": True, "ignored": str(error)})
-        new = ledger.run(accept_connect_notice, external_id=notice.envelope_id, status=notice.status,
-                         generated_at=notice.generated_at, body_hash=hashlib.sha256(body).hexdigest(),
-                         payload=notice.as_payload())
+        try:
+            new = inbox.accept({**notice.as_payload(), "body_hash": hashlib.sha256(body).hexdigest()})
+        except Exception as error:  # noqa: BLE001 — DocuSign delivers it again after a 5xx
+            return _answer(start_response, "503 Service Unavailable",
+                           {"ok": False, "error": f"could not store the notice: {type(error).__name__}"})
         return _answer(start_response, "200 OK", {"ok": True, "duplicate": not new})
 
     return application
