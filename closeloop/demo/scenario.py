@@ -20,6 +20,7 @@ from adapters.slack import APPROVE_DISCOUNT
 from closeloop import migrate
 from closeloop.bootstrap import Embedded, apply_role_grants, build
 from closeloop.config import Settings
+from closeloop.demo import esign_scene
 from closeloop.demo.loopback_slack import APP, SIGNING_SECRET, TEAM, FakeSlackApi
 from closeloop.demo.slack_scene import FINANCE, MANAGER, PEOPLE, REP, ROLES, Answer, SlackScene, calls_json, describe
 from flows.billing import Subscription
@@ -142,6 +143,7 @@ def _deal(out: Path, log: Transcript, api: FakeSlackApi) -> None:
         finally:
             scene.close()
         services.relay.drain()
+    esign_scene.run(log, settings, clock, customer_id, REP, out)  # a second quote, signed through DocuSign
 
     _write_artifacts(out, services, deal_id)
     _write_calls(out, api)
