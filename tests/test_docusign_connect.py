@@ -15,8 +15,7 @@ from flows.deals import EnvelopeStatus, Stage
 from flows.esign import DocuSignEnvelope
 from flows.steps import send_quote
 from flows.timeline import Event
-from tests.docusign_peer import (KEYS, connect_url, docusign, envelope_of, esign, esign_settings,  # noqa: F401
-                                 jwt_key, jwt_public_key, post)
+from tests.docusign_peer import KEYS, envelope_of, post
 from tests.factories import quoted_deal, row_counts, seed, stage_of
 
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import base64
 from decimal import Decimal
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
+
+import pytest
 
 from flows.deals import EnvelopeStatus, Stage
 from flows.outbox import OutboxMessage, OutboxStatus
 from flows.parties import Customer
 from flows.steps import revise_quote, send_quote, void_quote
-from tests.docusign_peer import connect_url, docusign, envelope_of, esign, esign_settings, jwt_key, jwt_public_key  # noqa: F401
+from tests.docusign_peer import envelope_of
 from tests.factories import LineRequest, quoted_deal, seed, stage_of
 
 
@@ -83,3 +85,27 @@ def test_without_docusign_the_send_stays_on_the_file_sink(services):
     services.ledger.run(send_quote, deal_id, provider="docusign", actor="U_REP")
     services.relay.drain()
     assert [r["payload"]["deal_id"] for r in services.sink.read("esign.send")] == [deal_id]
+
+
+def test_the_token_is_cached_renewed_before_expiry_and_after_a_revocation(jwt_key, docusign):
+    from docusign_esign.client.api_exception import ApiException
+
+    from adapters.docusign_esign import DocuSign, DocuSignConfig
+    from closeloop.demo.loopback_docusign import INTEGRATION_KEY, USER
+    now = [1_000_000.0]
+    client = DocuSign(DocuSignConfig(INTEGRATION_KEY, USER, jwt_key, docusign.host, ca_cert=docusign.cert_path),
+                      clock=lambda: now[0])
+    since = datetime(2026, 3, 1, tzinfo=timezone.utc)
+    assert client.find_by_key("Q-none:v1", since) is None
+    now[0] += 3000  # 10 minutes before the hour-long token expires: still used
+    client.find_by_key("Q-none:v1", since)
+    assert docusign.token_grants == 1
+    now[0] += 400  # within 5 minutes of expiry: renewed first
+    client.find_by_key("Q-none:v1", since)
+    assert docusign.token_grants == 2
+    docusign.tokens.clear()  # revoked at DocuSign
+    with pytest.raises(ApiException):
+        client.find_by_key("Q-none:v1", since)
+    client.find_by_key("Q-none:v1", since)  # the relay's retry gets a fresh token
+    assert docusign.token_grants == 3
+    assert [p for m, p in docusign.requests if p == "/oauth/userinfo"] == ["/oauth/userinfo"]  # account cached

@@ -14,7 +14,6 @@ from bot.esign import REMIND
 from closeloop.bootstrap import Services, build
 from flows.access import Role, grant_role
 from flows.steps import send_quote
-from tests.docusign_peer import docusign, envelope_of, esign_settings, jwt_key, jwt_public_key  # noqa: F401
 from tests.factories import quoted_deal, seed
 from tests.slack_peer import APP, SIGNING_SECRET, TEAM, block_action, interaction_body, sign
 
