@@ -34,6 +34,7 @@ class Services:
     quote_document: Any = field(init=False)
     signed_quote_check: Any = field(init=False)
     esign: Any = None  # adapters.docusign_outbox.DocuSignRelay when DocuSign is configured
+    email_signing: Any = None  # adapters.email_signing.EmailSigning: returned signed copies by email
 
     def close(self) -> None:
         self.engine.dispose()
@@ -104,6 +105,7 @@ NOT_YET = {
     "esign.void": "e-signature is not available yet (the e-signature issue adds voiding envelopes)",
     "esign.remind": "DocuSign is not configured (set DOCUSIGN_INTEGRATION_KEY, DOCUSIGN_USER_ID, DOCUSIGN_PRIVATE_KEY)",
     "esign.connect_event": "DocuSign is not configured: Connect notice kept, not applied",
+    "esign.rejection_email": "email is not wired to e-signature yet: the 'what to fix' email is kept here",
     "invoice.deliver": "invoice PDFs and email are not available yet (the documents and billing issues)",
     "payment.collect": "charging through a gateway is not available yet (the billing issue)",
     "license.provision": "signed license keys and provisioning are not available yet (the billing issue)",

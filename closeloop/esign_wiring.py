@@ -10,6 +10,7 @@ import threading
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from adapters.email_signing import EmailSigning
 from adapters.esign_ports import MinimalQuotePdf, StructuralCheck
 from closeloop.relay import Route
 from flows.deals import SignatureEnvelope
@@ -26,6 +27,7 @@ def attach(services: Services) -> None:
     settings = services.settings
     services.quote_document = MinimalQuotePdf(services.ledger)
     services.signed_quote_check = StructuralCheck()
+    services.email_signing = EmailSigning(services.ledger, _CheckOf(services))
     if settings.docusign_enabled:  # the SDK is imported only when it is used (it takes half a second)
         from adapters.docusign_esign import DocuSign, config_from_settings
         from adapters.docusign_outbox import DocuSignRelay

@@ -286,3 +286,33 @@ def _row(session: Session, envelope_id: int) -> DocuSignEnvelope | None:
 def _already_queued(session: Session, key: str) -> bool:
     from flows.outbox import OutboxMessage
     return session.scalar(select(OutboxMessage.id).where(OutboxMessage.idempotency_key == key)) is not None
+
+
+# --- signing by email (without DocuSign) ----------------------------------------------------
+
+def record_returned_copy(tx: Tx, deal_id: int, *, key: str, verdict: str, reasons: list[str], signer: str | None,
+                         evidence: dict[str, Any]) -> Done:
+    """A signed copy the customer emailed back, with the verifier's verdict. Accepted:
+    the quote is signed (and the deal closes). Otherwise the customer is asked, by
+    email, to fix exactly what the verifier listed, and the deal thread is told.
+    `key` names the returned copy (e.g. its attachment id): a replay changes nothing."""
+    deal = load_deal(tx, deal_id)
+    if _already_queued(tx.session, f"esign.rejection_email:{key}") or deal.stage is not Stage.SENT:
+        return Done.ALREADY
+    envelope = tx.session.scalar(select(SignatureEnvelope).where(
+        SignatureEnvelope.deal_id == deal.id, SignatureEnvelope.status.in_((EnvelopeStatus.REQUESTED, *_OPEN))))
+    evidence = {**evidence, "method": "email", "verdict": verdict, "returned": key}
+    if verdict == "accepted":
+        record_signature(tx, deal.id, version=deal.quote.current_version,
+                         signer=signer or (envelope.signer_email if envelope else "customer"), evidence=evidence)
+        return Done.ACTED
+    to = envelope.signer_email if envelope else None
+    tx.enqueue("esign.rejection_email", {"deal_id": deal.id, "to": to, "locale": deal.customer.language,
+                                         "quote": deal.quote.number, "version": deal.quote.current_version,
+                                         "reasons": reasons},
+               key=f"esign.rejection_email:{key}", deal_id=deal.id)
+    announce(tx, deal, "esign.returned_copy_rejected",
+             f"The signed copy of {deal.quote.number} sent back by email was not accepted ({verdict}): "
+             + ("; ".join(reasons) or "no reason given") + f". {to or 'The customer'} was asked to fix it.",
+             verdict=verdict, reasons=reasons, evidence=evidence)
+    return Done.ACTED
