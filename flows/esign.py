@@ -167,7 +167,7 @@ def _claim_all(tx: Tx, deliveries: list[str], hashes: dict[str, str | None]) -> 
         from sqlalchemy.dialects.sqlite import insert
     table = InboundEvent.__table__
     rows = [{"source": "docusign", "external_id": d, "content_hash": hashes.get(d), "received_at": tx.now}
-            for d in dict.fromkeys(deliveries)]
+            for d in sorted(set(deliveries))]  # one order for all writers: concurrent groups never deadlock
     tx.session.flush()
     inserted = tx.session.connection().execute(  # executemany: one cached statement, rows sent in batches
         insert(table).on_conflict_do_nothing().returning(table.c.external_id), rows)

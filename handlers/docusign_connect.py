@@ -69,11 +69,13 @@ class _Pending:
 class GroupCommit:
     """Claims notices in groups: whoever waits while a commit runs goes in the next one."""
 
-    def __init__(self, ledger: Ledger, *, max_group: int = 200, wait_seconds: float = 30.0) -> None:
+    def __init__(self, ledger: Ledger, *, max_group: int = 200, wait_seconds: float = 30.0, writers: int = 2) -> None:
         self.ledger, self.max_group, self.wait_seconds = ledger, max_group, wait_seconds
         self._waiting: list[_Pending] = []
         self._cond = threading.Condition()
-        self._writer: threading.Thread | None = None
+        # Two writers: one prepares the next group while the other waits for its commit.
+        self._writers: list[threading.Thread] = []
+        self._writer_count = writers
 
     def accept(self, notice: dict[str, Any]) -> bool:
         """Store the notice; True when new, False for a duplicate. Raises when the
@@ -81,9 +83,11 @@ class GroupCommit:
         pending = _Pending(notice)
         with self._cond:
             self._waiting.append(pending)
-            if self._writer is None or not self._writer.is_alive():
-                self._writer = threading.Thread(target=self._write, name="closeloop-connect-writer", daemon=True)
-                self._writer.start()
+            self._writers = [w for w in self._writers if w.is_alive()]
+            while len(self._writers) < self._writer_count:
+                self._writers.append(threading.Thread(target=self._write, name="closeloop-connect-writer",
+                                                      daemon=True))
+                self._writers[-1].start()
             self._cond.notify()
         if not pending.done.wait(self.wait_seconds):
             raise TimeoutError("the Connect notice was not stored in time")
@@ -112,7 +116,8 @@ class GroupCommit:
 
 def connect_wsgi(ledger: Ledger, keys: tuple[str, ...]) -> Callable[..., Iterable[bytes]]:
     secrets = [k.encode() for k in keys]
-    inbox = GroupCommit(ledger)
+    # SQLite has one writer at a time anyway; PostgreSQL overlaps one group's commit with the next.
+    inbox = GroupCommit(ledger, writers=1 if ledger.engine.dialect.name == "sqlite" else 2)
 
     def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if environ.get("REQUEST_METHOD") != "POST":
