@@ -7,7 +7,6 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
 from sqlalchemy import func, select
 
 from adapters.esign_ports import SignatureVerdict
@@ -89,17 +88,18 @@ def test_a_signed_pdf_the_verifier_rejects_does_not_advance_the_deal(esign, docu
     assert esign.ledger.read(lambda s: s.scalars(select(DocuSignEnvelope.verdict)).one()) == "rejected"
 
 
-@pytest.mark.parametrize("status, stage", [("declined", Stage.DECLINED), ("expired", Stage.SENT),
-                                           ("voided", Stage.VOID)])
-def test_declined_expired_and_voided_envelopes_reach_the_deal_thread(esign, docusign, connect_url, status, stage):
-    deal_id, envelope = _sent(esign)
-    docusign.set_status(envelope, status)
-    body = docusign.connect_body(envelope)
-    assert post(connect_url, body, [docusign.sign(body, KEYS[1])]) == 200
+def test_declined_expired_and_voided_envelopes_reach_the_deal_thread(esign, docusign, connect_url):
+    ended = {"declined": Stage.DECLINED, "expired": Stage.SENT, "voided": Stage.VOID}
+    deals = {status: _sent(esign) for status in ended}
+    for status, (_, envelope) in deals.items():
+        docusign.set_status(envelope, status)
+        body = docusign.connect_body(envelope)
+        assert post(connect_url, body, [docusign.sign(body, KEYS[1])]) == 200
     esign.relay.drain()
-    assert stage_of(esign.ledger, deal_id) is stage
-    assert f"esign.{status}" in _kinds(esign, deal_id)
-    assert envelope_of(esign, deal_id).status is EnvelopeStatus(status)
+    for status, (deal_id, _) in deals.items():
+        assert stage_of(esign.ledger, deal_id) is ended[status], status
+        assert f"esign.{status}" in _kinds(esign, deal_id)
+        assert envelope_of(esign, deal_id).status is EnvelopeStatus(status)
     assert docusign.invalid == []  # nothing tried to void an envelope DocuSign had ended
 
 
