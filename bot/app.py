@@ -15,7 +15,7 @@ from slack_bolt import App, BoltResponse
 from slack_bolt.request import BoltRequest
 
 from adapters.slack import slack_client
-from bot import approvals, deal, finance, gaps, home, mail_bridge, quote
+from bot import approvals, deal, esign, finance, gaps, home, mail_bridge, quote
 from bot.identity import Identity
 from closeloop.bootstrap import Services
 from flows.access import record_denial
@@ -23,7 +23,7 @@ from flows.errors import LedgerError
 
 log = logging.getLogger("closeloop.bot")
 
-FEATURES = (quote, deal, finance, gaps, approvals, home, mail_bridge)
+FEATURES = (quote, deal, finance, gaps, approvals, home, mail_bridge, esign)
 
 
 def build_app(services: Services) -> App:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from flows.deals import Stage
 from flows.money import Money
 from flows.quote_views import CatalogItem, CustomerRef, DealRow, QuoteView
 from flows.quotes import Approval
@@ -169,6 +170,8 @@ def quote_preview(q: QuoteView, *, note: str | None = None) -> list[Block]:
         actions.append(button("Send for signature", SEND, f"{q.deal_id}:{q.version}", style="primary"))
     if q.voidable:
         actions.append(button("Void", VOID, f"{q.deal_id}:{q.number}", style="danger"))
+    if q.stage is Stage.SENT:  # DocuSign emails the signer again (no effect for email signing: it says so)
+        actions.append(button("Remind signer", "esign_remind", str(q.deal_id)))
     if actions:
         tail.append({"type": "actions", "elements": actions})
     body = sections(lines)

@@ -14,6 +14,7 @@ from adapters.file_sink import FileSink
 from adapters.license_webhook import LicenseWebhook
 from adapters.slack import SlackDealThreads, slack_client
 from adapters.slack_alerts import SlackAlerts
+from closeloop import esign_wiring
 from closeloop.config import Settings, parse_role_grants
 from closeloop.documents import InvoiceDocuments, company_from
 from closeloop.database import make_engine
@@ -37,6 +38,11 @@ class Services:
     sink: FileSink
     relay: Relay = field(init=False)
     money: Any = field(init=False)  # closeloop.money.Money: gateway and money policies
+    # E-signature: the document ports (swapped for the real ones at merge) and DocuSign.
+    quote_document: Any = field(init=False)
+    signed_quote_check: Any = field(init=False)
+    esign: Any = None  # adapters.docusign_outbox.DocuSignRelay when DocuSign is configured
+    email_signing: Any = None  # adapters.email_signing.EmailSigning: returned signed copies by email
 
     def close(self) -> None:
         self.engine.dispose()
@@ -50,6 +56,7 @@ def build(settings: Settings, clock: Clock | None = None) -> Services:
                     invoicing=settings.invoicing, billing_max_invoices_per_day=settings.billing_max_invoices_per_day)
     ledger = Ledger(engine, clock or SystemClock(), policy, concurrency=settings.ledger_concurrency)
     services = Services(settings, engine, ledger, FileSink(settings.outbox_dir))
+    esign_wiring.attach(services)
     retry = RetryPolicy(max_attempts=settings.relay_max_attempts)
     services.money = build_money(settings, ledger)
     services.relay = Relay(ledger, routes(services, retry),
@@ -71,6 +78,7 @@ class Embedded:
         self.services.ledger.after_commit.append(self._wake)
         self._thread.start()
         self._beat.start()
+        esign_wiring.reconcile_ticker(self.services, self._stop)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -118,6 +126,9 @@ NOT_YET = {
     "collect.statement": "statements are not available yet (the billing and collections issue)",
     "esign.send": "e-signature is not available yet (the e-signature issue adds DocuSign and email signing)",
     "esign.void": "e-signature is not available yet (the e-signature issue adds voiding envelopes)",
+    "esign.remind": "DocuSign is not configured (set DOCUSIGN_INTEGRATION_KEY, DOCUSIGN_USER_ID, DOCUSIGN_PRIVATE_KEY)",
+    "esign.connect_event": "DocuSign is not configured: Connect notice kept, not applied",
+    "esign.rejection_email": "email is not wired to e-signature yet: the 'what to fix' email is kept here",
     "invoice.deliver": "invoice PDFs and email are not available yet (the documents and billing issues)",
     "email.send": "SMTP is not configured (set SMTP_HOST): the message is kept here, not sent",
     "slack.triage": "Slack is not configured: unmatched mail is listed by `closeloop mail triage`",
@@ -149,6 +160,7 @@ def routes(services: Services, retry: RetryPolicy) -> dict[str, Route]:
                              settings.slack_finance_channel)
         table["slack.alert"] = Route(alerts.post, retry)
     table.update(mail_routes(services))
+    esign_wiring.esign_routes(services, retry, table)
     return table
 
 

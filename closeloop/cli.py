@@ -307,3 +307,6 @@ from closeloop.money_cli import collect, pay  # noqa: E402 — the money command
 
 main.add_command(collect)
 main.add_command(pay)
+from closeloop.esign_cli import esign as _esign  # noqa: E402 — registered last, kept in its own module
+
+main.add_command(_esign)

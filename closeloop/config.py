@@ -100,6 +100,33 @@ class Settings(BaseSettings):
     suspend_after_days: int = Field(30, alias="CLOSELOOP_SUSPEND_AFTER_DAYS", ge=0)
     late_fee_percent: str | None = Field(None, alias="CLOSELOOP_LATE_FEE_PERCENT", description="off when unset")
     bank_details: str = Field("Bank transfer: ask finance for our account details", alias="CLOSELOOP_BANK_DETAILS")
+    documents_dir: Path = Field(Path("closeloop-documents"), alias="CLOSELOOP_DOCUMENTS_DIR",
+                                description="where rendered invoice and quote PDFs are kept")
+
+    # DocuSign (e-signature). Without the integration key, user id and private key, esign.send
+    # stays on the file sink; Connect webhooks are accepted whenever HMAC keys are set.
+    docusign_integration_key: str | None = Field(None, alias="DOCUSIGN_INTEGRATION_KEY")
+    docusign_user_id: str | None = Field(None, alias="DOCUSIGN_USER_ID")
+    docusign_account_id: str | None = Field(None, alias="DOCUSIGN_ACCOUNT_ID",
+                                            description="unset: the user's default account")
+    docusign_private_key: str | None = Field(None, alias="DOCUSIGN_PRIVATE_KEY", description="RSA key, PEM")
+    docusign_private_key_file: Path | None = Field(None, alias="DOCUSIGN_PRIVATE_KEY_FILE")
+    docusign_oauth_host: str = Field("account-d.docusign.com", alias="DOCUSIGN_OAUTH_HOST",
+                                     description="host[:port] only; the SDK always uses https")
+    docusign_base_path: str | None = Field(None, alias="DOCUSIGN_BASE_PATH",
+                                           description="REST base e.g. https://demo.docusign.net/restapi; "
+                                                       "unset: the account's base URI from user info")
+    docusign_ca_cert: Path | None = Field(None, alias="DOCUSIGN_CA_CERT", description="extra CA bundle (tests)")
+    docusign_connect_hmac_keys: str = Field("", alias="DOCUSIGN_CONNECT_HMAC_KEYS",
+                                            description="comma-separated Connect HMAC keys, all active (rotation)")
+    docusign_reminder_delay_days: int = Field(2, alias="DOCUSIGN_REMINDER_DELAY_DAYS", ge=0, le=999)
+    docusign_reminder_frequency_days: int = Field(2, alias="DOCUSIGN_REMINDER_FREQUENCY_DAYS", ge=0, le=999)
+    docusign_expire_after_days: int = Field(30, alias="DOCUSIGN_EXPIRE_AFTER_DAYS", ge=1, le=999)
+    docusign_expire_warn_days: int = Field(3, alias="DOCUSIGN_EXPIRE_WARN_DAYS", ge=0, le=999)
+    esign_reconcile_minutes: int = Field(30, alias="CLOSELOOP_ESIGN_RECONCILE_MINUTES", ge=1,
+                                         description="poll envelopes still open after this long")
+    esign_reconcile_tick_seconds: float = Field(300, alias="CLOSELOOP_ESIGN_RECONCILE_TICK_SECONDS", gt=0,
+                                                description="how often the embedded process runs the reconciler")
     port: int = Field(3000, alias="PORT")
     host: str = Field("0.0.0.0", alias="CLOSELOOP_HOST", description="address `closeloop web` listens on")
 
@@ -184,6 +211,15 @@ class Settings(BaseSettings):
     @property
     def slack_enabled(self) -> bool:
         return bool(self.slack_bot_token and self.slack_signing_secret)
+
+    @property
+    def docusign_enabled(self) -> bool:
+        return bool(self.docusign_integration_key and self.docusign_user_id
+                    and (self.docusign_private_key or self.docusign_private_key_file))
+
+    @property
+    def connect_hmac_keys(self) -> tuple[str, ...]:
+        return tuple(k.strip() for k in self.docusign_connect_hmac_keys.split(",") if k.strip())
 
     @field_validator("database_url")
     @classmethod

@@ -20,6 +20,8 @@ def web_app(services: Services) -> WSGI:
         from bot.app import build_app
         from bot.server import slack_events_wsgi
         routes["/slack/events"] = slack_events_wsgi(build_app(services))
+    from handlers.docusign_connect import connect_wsgi  # 401 for every post while no HMAC key is set
+    routes["/webhooks/docusign"] = connect_wsgi(services.ledger, services.settings.connect_hmac_keys)
 
     def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         route = routes.get(environ.get("PATH_INFO", ""))

@@ -9,6 +9,7 @@ from flows.collections import DunningNotice, PaymentLink, PolicySuspension
 from flows.deals import Deal, SignatureEnvelope
 from flows.gap_models import GapDigest, GapRun, GapState, VendorUsage
 from flows.external_invoices import ExternalInvoiceRecord
+from flows.esign import DocuSignEnvelope
 from flows.inbox import InboundEvent
 from flows.invoices import Invoice, InvoiceLine, NumberSeries
 from flows.licenses import License
@@ -19,7 +20,7 @@ from flows.quotes import Quote, QuoteLine, QuoteVersion
 from flows.timeline import Event
 
 __all__ = [
-    "Base", "Charge", "GapDigest", "GapRun", "GapState", "VendorUsage", "Contact", "Customer", "Deal", "Event", "InboundEvent", "Invoice", "InvoiceLine",
+    "Base", "Charge", "DocuSignEnvelope", "GapDigest", "GapRun", "GapState", "VendorUsage", "Contact", "Customer", "Deal", "Event", "InboundEvent", "Invoice", "InvoiceLine",
     "License", "NumberSeries", "OutboxMessage", "Payment", "Quote", "QuoteLine", "QuoteVersion", "RoleGrant",
     "SignatureEnvelope", "Sku", "SkuPrice", "Subscription", "SubscriptionPeriod",
     "ContactFlag", "InboundMail", "MailAttachment", "MailCheckpoint", "OutboundMail", "PaymentClaim",

@@ -21,6 +21,7 @@ from closeloop import migrate
 from closeloop.bootstrap import Embedded, apply_role_grants, build
 from closeloop.config import Settings
 from closeloop.demo import documents_scene
+from closeloop.demo import esign_scene
 from closeloop.demo.loopback_slack import APP, SIGNING_SECRET, TEAM, FakeSlackApi
 from closeloop.demo.mail_scene import MailScene
 from closeloop.demo.billingcore_scene import billing_scene
@@ -153,6 +154,7 @@ def _deal(out: Path, log: Transcript, api: FakeSlackApi, mail: MailScene) -> Non
         finally:
             scene.close()
         services.relay.drain()
+    esign_scene.run(log, settings, clock, customer_id, REP, out)  # a second quote, signed through DocuSign
 
     _write_artifacts(out, services, deal_id)
     _write_calls(out, api)

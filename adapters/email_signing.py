@@ -1,0 +1,51 @@
+"""Signing by email, without DocuSign: the returned copy's check, and the text of the
+email that tells the customer exactly what to fix.
+
+The mail issue sends the quote (`email.send`, Reply-To carrying the deal's token) and
+hands a returned signed PDF on as `mail.signed_return`; at merge that route calls
+`EmailSigning.returned(deal_id, pdf, key)`, and `esign.rejection_email` is turned into
+an `email.send` with `rejection_text`. Until then both go to the file sink."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from adapters.esign_ports import SignedQuoteCheck
+from flows.esign import record_returned_copy
+from flows.ledger import Ledger
+from flows.steps import Done
+
+_INTRO = {
+    "en": ("Quote {quote}: please send the signed copy again", "Thank you for returning quote {quote} (version "
+           "{version}). We could not accept the signed copy, because:"),
+    "he": ("הצעת מחיר {quote}: נא לשלוח שוב את העותק החתום", "תודה ששלחתם את הצעת המחיר {quote} (גרסה {version}). "
+           "לא יכולנו לקבל את העותק החתום, כי:"),
+    "pl": ("Oferta {quote}: prosimy o ponowne przesłanie podpisanej kopii", "Dziękujemy za odesłanie oferty {quote} "
+           "(wersja {version}). Nie możemy przyjąć podpisanej kopii, ponieważ:"),
+    "lt": ("Pasiūlymas {quote}: prašome dar kartą atsiųsti pasirašytą kopiją", "Dėkojame, kad grąžinote pasiūlymą "
+           "{quote} (versija {version}). Negalėjome priimti pasirašytos kopijos, nes:"),
+    "id": ("Penawaran {quote}: mohon kirim ulang salinan yang ditandatangani", "Terima kasih telah mengirim kembali "
+           "penawaran {quote} (versi {version}). Kami tidak dapat menerima salinan yang ditandatangani karena:"),
+}
+
+
+def rejection_text(locale: str, quote: str, version: int, reasons: list[str]) -> tuple[str, str]:
+    """(subject, body) of the email listing what to fix; reasons come from the verifier."""
+    code = (locale or "en").replace("_", "-").split("-")[0].lower()
+    subject, intro = _INTRO.get(code, _INTRO["en"])
+    items = "\n".join(f"  - {reason}" for reason in reasons) or "  - (no reason given)"
+    return subject.format(quote=quote), f"{intro.format(quote=quote, version=version)}\n\n{items}\n"
+
+
+@dataclass
+class EmailSigning:
+    ledger: Ledger
+    check: SignedQuoteCheck
+
+    def returned(self, deal_id: int, pdf: bytes, key: str | None = None) -> Done:
+        """A signed PDF the customer emailed back: verify it and record the outcome."""
+        key = key or hashlib.sha256(pdf).hexdigest()
+        verdict = self.check.verify(pdf, deal_id)
+        return self.ledger.run(record_returned_copy, deal_id, key=key, verdict=verdict.status,
+                               reasons=list(verdict.reasons), signer=verdict.signer,
+                               evidence={"sha256": hashlib.sha256(pdf).hexdigest(), "details": verdict.details})

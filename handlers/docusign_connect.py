@@ -1,0 +1,157 @@
+"""POST /webhooks/docusign: DocuSign Connect notices.
+
+The HMAC is checked on the raw body before anything reads it as JSON: DocuSign sends
+one `X-DocuSign-Signature-N` header per active key (base64 HMAC-SHA256 of the body),
+and any of ours matching any of them passes, so keys can be rotated. Anything else
+is 401 with nothing stored. A verified notice is claimed (a re-delivery is a
+duplicate, answered 200) and its work queued on the outbox in one short
+transaction; the answer goes back at once, the relay does the work.
+
+The 200 is only sent once the notice is committed (DocuSign does not retry what we
+acknowledged). Notices arriving together share one transaction (group commit): one
+writer thread takes whatever is waiting, commits it in one go, and wakes every
+request in the group — so a burst costs one commit, not one per notice."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from flows.esign import accept_connect_notices
+from flows.ledger import Ledger
+from parsers.docusign_connect import NotAConnectNotice, parse_connect
+
+log = logging.getLogger("closeloop.connect")
+
+MAX_BODY = 2 * 1024 * 1024  # Connect JSON without documents is a few kB; documents are fetched by API
+MAX_SIGNATURES = 10
+
+
+def signature_headers(environ: dict[str, Any]) -> list[str]:
+    return [environ[f"HTTP_X_DOCUSIGN_SIGNATURE_{n}"] for n in range(1, MAX_SIGNATURES + 1)
+            if f"HTTP_X_DOCUSIGN_SIGNATURE_{n}" in environ]
+
+
+def verified(body: bytes, signatures: list[str], keys: Iterable[bytes]) -> bool:
+    """True when any signature is base64(HMAC-SHA256(key, body)) for any active key."""
+    if not signatures:
+        return False
+    expected = [base64.b64encode(hmac.new(key, body, hashlib.sha256).digest()) for key in keys]
+    return any(hmac.compare_digest(e, s.strip().encode("ascii", "replace")) for e in expected for s in signatures)
+
+
+def read_body(environ: dict[str, Any]) -> bytes | None:
+    """The raw body, or None when it is missing, too large or cut short."""
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return None
+    if length <= 0 or length > MAX_BODY:
+        return None
+    body = environ["wsgi.input"].read(length)
+    return body if len(body) == length else None
+
+
+class _Pending:
+    __slots__ = ("notice", "done", "accepted", "error")
+
+    def __init__(self, notice: dict[str, Any]) -> None:
+        self.notice, self.done = notice, threading.Event()
+        self.accepted: bool | None = None
+        self.error: BaseException | None = None
+
+
+class GroupCommit:
+    """Claims notices in groups: whoever waits while a commit runs goes in the next one."""
+
+    def __init__(self, ledger: Ledger, *, max_group: int = 200, wait_seconds: float = 30.0, writers: int = 2) -> None:
+        self.ledger, self.max_group, self.wait_seconds = ledger, max_group, wait_seconds
+        self._waiting: list[_Pending] = []
+        self._cond = threading.Condition()
+        # Two writers: one prepares the next group while the other waits for its commit.
+        self._writers: list[threading.Thread] = []
+        self._writer_count = writers
+
+    def accept(self, notice: dict[str, Any]) -> bool:
+        """Store the notice; True when new, False for a duplicate. Raises when the
+        database failed (the caller answers 5xx and DocuSign delivers it again)."""
+        pending = _Pending(notice)
+        with self._cond:
+            self._waiting.append(pending)
+            self._writers = [w for w in self._writers if w.is_alive()]
+            while len(self._writers) < self._writer_count:
+                self._writers.append(threading.Thread(target=self._write, name="closeloop-connect-writer",
+                                                      daemon=True))
+                self._writers[-1].start()
+            self._cond.notify()
+        if not pending.done.wait(self.wait_seconds):
+            raise TimeoutError("the Connect notice was not stored in time")
+        if pending.error is not None:
+            raise pending.error
+        return bool(pending.accepted)
+
+    def _write(self) -> None:
+        while True:
+            with self._cond:
+                while not self._waiting:
+                    self._cond.wait()
+                group, self._waiting = self._waiting[:self.max_group], self._waiting[self.max_group:]
+            try:
+                results = self.ledger.run(accept_connect_notices, [p.notice for p in group])
+            except Exception as error:  # noqa: BLE001 — each request answers for itself
+                log.exception("storing %d Connect notice(s) failed", len(group))
+                for p in group:
+                    p.error = error
+            else:
+                for p, accepted in zip(group, results):
+                    p.accepted = accepted
+            for p in group:
+                p.done.set()
+
+
+def connect_wsgi(ledger: Ledger, keys: tuple[str, ...]) -> Callable[..., Iterable[bytes]]:
+    secrets = [k.encode() for k in keys]
+    # SQLite has one writer at a time anyway; PostgreSQL overlaps one group's commit with the next.
+    inbox = GroupCommit(ledger, writers=1 if ledger.engine.dialect.name == "sqlite" else 2)
+
+    def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("REQUEST_METHOD") != "POST":
+            return _answer(start_response, "405 Method Not Allowed", {"ok": False, "error": "POST only"})
+        body = read_body(environ)
+        if body is None:
+            return _answer(start_response, "413 Payload Too Large" if _too_large(environ) else "400 Bad Request",
+                           {"ok": False, "error": "a Connect notice needs a body of at most 2 MB"})
+        if not secrets or not verified(body, signature_headers(environ), secrets):
+            log.warning("Connect notice refused: HMAC missing or wrong (%d bytes)", len(body))
+            return _answer(start_response, "401 Unauthorized", {"ok": False, "error": "invalid signature"})
+        try:
+            notice = parse_connect(body)
+        except NotAConnectNotice as error:  # signed by DocuSign but not an envelope notice: nothing to do
+            log.warning("Connect notice ignored: %s", error)
+            return _answer(start_response, "200 OK", {"ok": True, "ignored": str(error)})
+        try:
+            new = inbox.accept({**notice.as_payload(), "body_hash": hashlib.sha256(body).hexdigest()})
+        except Exception as error:  # noqa: BLE001 — DocuSign delivers it again after a 5xx
+            return _answer(start_response, "503 Service Unavailable",
+                           {"ok": False, "error": f"could not store the notice: {type(error).__name__}"})
+        return _answer(start_response, "200 OK", {"ok": True, "duplicate": not new})
+
+    return application
+
+
+def _too_large(environ: dict[str, Any]) -> bool:
+    try:
+        return int(environ.get("CONTENT_LENGTH") or 0) > MAX_BODY
+    except ValueError:
+        return False
+
+
+def _answer(start_response: Callable[..., Any], status: str, data: dict[str, Any]) -> list[bytes]:
+    body = json.dumps(data).encode()
+    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
