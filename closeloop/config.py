@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     mail_secret_file: Path = Field(Path("closeloop-mail.secret"), alias="CLOSELOOP_MAIL_SECRET_FILE")
     mail_authserv_id: str | None = Field(None, alias="CLOSELOOP_MAIL_AUTHSERV_ID",
                                          description="our receiving server's Authentication-Results id")
+    mail_dkim_dns: bool = Field(False, alias="CLOSELOOP_MAIL_DKIM_DNS",
+                                description="verify DKIM via DNS when no trusted Authentication-Results")
     mail_max_attachment_mb: int = Field(20, alias="CLOSELOOP_MAIL_MAX_ATTACHMENT_MB", ge=1)
     mail_max_parts: int = Field(100, alias="CLOSELOOP_MAIL_MAX_PARTS", ge=1)
     mail_max_depth: int = Field(10, alias="CLOSELOOP_MAIL_MAX_DEPTH", ge=1)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from email import message_from_bytes
 from email.parser import BytesHeaderParser
@@ -52,6 +53,7 @@ class ReadConfig:
     secret: str                                  # the deal token's HMAC key
     authserv_id: str | None = None               # our receiving server's Authentication-Results id
     limits: email_attachments.Limits = email_attachments.Limits()
+    dns_txt: Callable[..., bytes | None] | None = None  # set: verify DKIM here when no trusted A-R
 
 
 def identity(raw: bytes) -> tuple[str, str]:
@@ -89,7 +91,8 @@ def _read(message: EmailMessage, raw: bytes, config: ReadConfig, base: dict) -> 
                             bounce_status=bounce.status if bounce else None,
                             bounce_permanent=bounce.permanent if bounce else True,
                             bounce_diagnostic=bounce.diagnostic if bounce else "")
-    sender = check_sender(message, raw, authserv_id=config.authserv_id or "") if config.authserv_id else None
+    sender = (check_sender(message, raw, authserv_id=config.authserv_id or "", dns_txt=config.dns_txt)
+              if config.authserv_id or config.dns_txt else None)
     address = sender.address if sender else parse_from(message)[0]
     if kind.kind is MessageKind.AUTO_REPLY:
         return InboundFacts(**base, from_address=address, kind="auto_reply", kind_reason=kind.reason,

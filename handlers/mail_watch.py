@@ -48,7 +48,10 @@ class LedgerSink:
 
 def read_config(services: Services) -> ReadConfig:
     s = services.settings
-    return ReadConfig(secret=s.mail_token_secret(), authserv_id=s.mail_authserv_id,
+    dns_txt = None
+    if s.mail_dkim_dns:  # DKIM checked against DNS by dkimpy when our MX wrote no Authentication-Results
+        from dkim.dnsplug import get_txt as dns_txt
+    return ReadConfig(secret=s.mail_token_secret(), authserv_id=s.mail_authserv_id, dns_txt=dns_txt,
                       limits=Limits(max_attachment_bytes=s.mail_max_attachment_mb << 20,
                                     max_total_bytes=2 * (s.mail_max_attachment_mb << 20),
                                     max_parts=s.mail_max_parts, max_depth=s.mail_max_depth))
