@@ -60,6 +60,8 @@ class Settings(BaseSettings):
                                      description="re-IDLE this often (RFC 2177: servers may drop us at 30 min)")
     imap_backoff_max_seconds: float = Field(300, alias="CLOSELOOP_IMAP_BACKOFF_MAX_SECONDS", gt=0)
     imap_batch: int = Field(200, alias="CLOSELOOP_IMAP_BATCH", ge=1, le=5000)
+    mail_parse_workers: int = Field(1, alias="CLOSELOOP_MAIL_PARSE_WORKERS", ge=1, le=64,
+                                    description="processes parsing fetched mail (the CPU-bound part)")
     mail_from: str = Field("sales@closeloop.invalid", alias="CLOSELOOP_MAIL_FROM")
     mail_company: str = Field("closeloop", alias="CLOSELOOP_COMPANY_NAME", description="signs customer mail")
     mail_reply_to: str | None = Field(None, alias="CLOSELOOP_MAIL_REPLY_TO",
