@@ -92,16 +92,17 @@ class ImapWatcher:
         self.monotonic = monotonic
         self.stats = WatchStats()
         self.synced = threading.Event()  # set after each completed sync (tests, the demo)
+        self._failures = 0
 
     def run(self, stop: threading.Event) -> None:
         """Watch until `stop` is set, reconnecting with backoff after every failure."""
-        failures = 0
+        self._failures = 0
         while not stop.is_set():
             try:
-                self._session(stop, on_synced=lambda: None)
-                failures = 0
+                self._session(stop)
             except CONNECTION_ERRORS as error:
-                failures += 1
+                self._failures += 1
+                failures = self._failures
                 self.stats.reconnects += 1
                 self.stats.last_error = f"{type(error).__name__}: {error}"
                 delay = min(self.backoff_max, self.backoff_base * 2 ** (failures - 1))
@@ -109,7 +110,8 @@ class ImapWatcher:
                 log.warning("imap %s: %s; reconnecting in %.1f s", self.mailbox.name, self.stats.last_error, delay)
                 stop.wait(delay)
             except Exception as error:  # the sink failed (database down): same backoff, never a crash
-                failures += 1
+                self._failures += 1
+                failures = self._failures
                 self.stats.last_error = f"{type(error).__name__}: {error}"
                 log.exception("imap %s: storing failed; retrying", self.mailbox.name)
                 stop.wait(min(self.backoff_max, self.backoff_base * 2 ** (failures - 1)))
@@ -128,13 +130,14 @@ class ImapWatcher:
         finally:
             _logout(client)
 
-    def _session(self, stop: threading.Event, on_synced: Callable[[], None]) -> None:
+    def _session(self, stop: threading.Event) -> None:
         client = self.connect()
         self.stats.sessions += 1
         try:
             info = client.select_folder(self.mailbox.folder, readonly=True)
             uidvalidity = int(info[b"UIDVALIDITY"])
             self._sync(client, uidvalidity)
+            self._failures = 0  # a session that synced is a success: the next drop starts the backoff anew
             while not stop.is_set():
                 # NOOP between IDLEs proves the session is alive, and reports what IDLE just missed.
                 if self._idle(client, stop) or _changed(client.noop()[1]):

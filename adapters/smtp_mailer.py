@@ -30,6 +30,8 @@ from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
+from jinja2 import TemplateError
+
 from adapters.mail_render import render
 from flows.ledger import Ledger
 from flows.mail import OutboundMail, OutboundStatus, mark_failed, mark_sent
@@ -78,6 +80,9 @@ class SmtpMailer:
             raw, recipients = self.compose(payload)
         except HeaderInjection as error:
             self._failed(message_id, f"refused to send: {error}")
+        except (KeyError, ValueError, TypeError, LookupError, TemplateError, OSError) as error:
+            # a template field missing, an attachment file gone: resending the same payload cannot help
+            self._failed(message_id, f"could not build the message: {type(error).__name__}: {error}")
         relay = self._choose()
         try:
             refused = self._transmit(relay, recipients, raw)

@@ -39,7 +39,7 @@ from closeloop.config import Settings
 from closeloop.demo.mail_servers import PASSWORD, USER, start_dovecot
 from flows.clock import SystemClock
 from flows.mail import InboundMail, queue_email
-from handlers.mail_watch import LedgerSink, read_config
+from handlers.mail_watch import LedgerSink, parse_pool, read_config
 from parsers.mail_token import reply_address
 
 SECRET, BASE, AUTHSERV = "bench-secret", "sales@ourco.example", "mx.ourco.example"
@@ -124,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--deals", type=int, default=20)
     parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--workers", type=int, default=1, help="parsing processes (CLOSELOOP_MAIL_PARSE_WORKERS)")
     args = parser.parse_args(argv)
 
     tmp = Path(tempfile.mkdtemp(prefix="closeloop-bench-mail-"))
@@ -148,12 +149,14 @@ def main(argv: list[str] | None = None) -> int:
         _fill_maildir(server, raws)
         size = sum(len(r) for r in raws)
         print(f"mail ingestion benchmark: {args.messages} messages ({size / 1e6:.1f} MB, no PDFs), "
-              f"Dovecot on 127.0.0.1:{server.port}, {args.backend}, batch {args.batch}")
+              f"Dovecot on 127.0.0.1:{server.port}, {args.backend}, batch {args.batch}, "
+              f"{args.workers} parsing process(es), {os.cpu_count()} CPUs")
 
         _raw_fetch(server, args.batch)  # warm the server's index and page cache, as the watcher would find it
         fetched, raw_s = _raw_fetch(server, args.batch)
         mailbox = Mailbox("sales", "127.0.0.1", server.port, USER, PASSWORD, "INBOX", ssl=False)
-        watcher = ImapWatcher(mailbox, LedgerSink(services, read_config(services)), batch=args.batch)
+        pool = parse_pool(args.workers)
+        watcher = ImapWatcher(mailbox, LedgerSink(services, read_config(services), pool), batch=args.batch)
         began = time.perf_counter()
         ingested = watcher.sync_once()
         ingest_s = time.perf_counter() - began
@@ -166,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
         resync_s = time.perf_counter() - began
         after = services.ledger.read(lambda s: s.scalar(select(func.count()).select_from(InboundMail)))
         services.close()
+        if pool is not None:
+            pool.shutdown()
 
         raw_rate, ingest_rate, resync_rate = fetched / raw_s, ingested / ingest_s, refetched / resync_s
         print(f"  raw IMAP FETCH      {fetched:>6} msgs in {raw_s:7.2f} s = {raw_rate:8.0f} msg/s   (baseline)")

@@ -145,6 +145,8 @@ class Settings(BaseSettings):
                                      description="re-IDLE this often (RFC 2177: servers may drop us at 30 min)")
     imap_backoff_max_seconds: float = Field(300, alias="CLOSELOOP_IMAP_BACKOFF_MAX_SECONDS", gt=0)
     imap_batch: int = Field(200, alias="CLOSELOOP_IMAP_BATCH", ge=1, le=5000)
+    mail_parse_workers: int = Field(1, alias="CLOSELOOP_MAIL_PARSE_WORKERS", ge=1, le=64,
+                                    description="processes parsing fetched mail (the CPU-bound part)")
     mail_from: str = Field("sales@closeloop.invalid", alias="CLOSELOOP_MAIL_FROM")
     mail_company: str = Field("closeloop", alias="CLOSELOOP_COMPANY_NAME", description="signs customer mail")
     mail_reply_to: str | None = Field(None, alias="CLOSELOOP_MAIL_REPLY_TO",
@@ -154,6 +156,8 @@ class Settings(BaseSettings):
     mail_secret_file: Path = Field(Path("closeloop-mail.secret"), alias="CLOSELOOP_MAIL_SECRET_FILE")
     mail_authserv_id: str | None = Field(None, alias="CLOSELOOP_MAIL_AUTHSERV_ID",
                                          description="our receiving server's Authentication-Results id")
+    mail_dkim_dns: bool = Field(False, alias="CLOSELOOP_MAIL_DKIM_DNS",
+                                description="verify DKIM via DNS when no trusted Authentication-Results")
     mail_max_attachment_mb: int = Field(20, alias="CLOSELOOP_MAIL_MAX_ATTACHMENT_MB", ge=1)
     mail_max_parts: int = Field(100, alias="CLOSELOOP_MAIL_MAX_PARTS", ge=1)
     mail_max_depth: int = Field(10, alias="CLOSELOOP_MAIL_MAX_DEPTH", ge=1)

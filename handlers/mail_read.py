@@ -9,10 +9,10 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from email import message_from_bytes
-from email.parser import BytesHeaderParser
-from email.policy import EmailPolicy, compat32
+from email.policy import EmailPolicy
 from email.message import EmailMessage
 from email.utils import getaddresses
 
@@ -52,20 +52,27 @@ class ReadConfig:
     secret: str                                  # the deal token's HMAC key
     authserv_id: str | None = None               # our receiving server's Authentication-Results id
     limits: email_attachments.Limits = email_attachments.Limits()
+    dns_txt: Callable[..., bytes | None] | None = None  # set: verify DKIM here when no trusted A-R
 
 
 def identity(raw: bytes) -> tuple[str, str]:
     """(Message-ID, content hash) from the raw bytes, without parsing the message: enough
     to recognise mail already stored (a resync, a duplicate delivery) before paying for a parse."""
     digest = content_hash(raw)
-    head = BytesHeaderParser(policy=compat32).parsebytes(raw[:65536])
-    return _first_id(re.sub(r"[\r\n]+", " ", str(head.get("Message-ID") or ""))) or f"<sha256.{digest[:32]}@closeloop>", digest
+    head = raw[:65536].replace(b"\r\n", b"\n").partition(b"\n\n")[0]
+    found = _MESSAGE_ID_HEADER.search(head)
+    value = re.sub(r"\s+", " ", found.group(1).decode("utf-8", "replace")) if found else ""
+    return _first_id(value) or f"<sha256.{digest[:32]}@closeloop>", digest
 
 
-def read_message(uid: int, raw: bytes, config: ReadConfig) -> InboundFacts:
+_MESSAGE_ID_HEADER = re.compile(rb"(?im)^message-id:[ \t]*((?:.*)(?:\n[ \t].*)*)")
+
+
+def read_message(uid: int, raw: bytes, config: ReadConfig, known: tuple[str, str] | None = None) -> InboundFacts:
+    """`known`: the message's identity() when the caller computed it already."""
     message = message_from_bytes(raw, policy=POLICY)
     assert isinstance(message, EmailMessage)
-    message_id, digest = identity(raw)
+    message_id, digest = known or identity(raw)
     base = dict(uid=uid, raw=raw, message_id=message_id, content_hash=digest,
                 subject=_header(message, "Subject")[:500])
     try:
@@ -89,7 +96,8 @@ def _read(message: EmailMessage, raw: bytes, config: ReadConfig, base: dict) -> 
                             bounce_status=bounce.status if bounce else None,
                             bounce_permanent=bounce.permanent if bounce else True,
                             bounce_diagnostic=bounce.diagnostic if bounce else "")
-    sender = check_sender(message, raw, authserv_id=config.authserv_id or "") if config.authserv_id else None
+    sender = (check_sender(message, raw, authserv_id=config.authserv_id or "", dns_txt=config.dns_txt)
+              if config.authserv_id or config.dns_txt else None)
     address = sender.address if sender else parse_from(message)[0]
     if kind.kind is MessageKind.AUTO_REPLY:
         return InboundFacts(**base, from_address=address, kind="auto_reply", kind_reason=kind.reason,

@@ -6,11 +6,12 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
+from concurrent.futures import Executor, ProcessPoolExecutor
 from functools import partial
 
 from adapters.imap_watcher import Fetched, ImapWatcher, Mailbox
 from closeloop.bootstrap import Services
-from flows.mail import RouteFailed, mail_key, read_checkpoint, seen_mail, store_messages
+from flows.mail import InboundFacts, RouteFailed, mail_key, read_checkpoint, seen_mail, store_messages
 from handlers.mail_read import ReadConfig, identity, read_message
 from parsers.email_attachments import Limits
 
@@ -24,15 +25,22 @@ class LedgerSink:
 
     services: Services
     config: ReadConfig
+    # Parsing is the CPU-bound part of ingestion: spread it over processes when configured.
+    pool: Executor | None = None
 
     def checkpoint(self, mailbox: Mailbox) -> tuple[int, int] | None:
         return self.services.ledger.read(read_checkpoint, mailbox.name)
 
     def store(self, mailbox: Mailbox, uidvalidity: int, batch: list[Fetched], last_uid: int) -> None:
         # Recognise what is stored already (a resync, a redelivery) before parsing it.
-        keys = [mail_key(*identity(item.raw)) for item in batch]
-        seen = self.services.ledger.read(seen_mail, keys)
-        facts = [read_message(item.uid, item.raw, self.config) for item, key in zip(batch, keys) if key not in seen]
+        identities = [identity(item.raw) for item in batch]
+        seen = self.services.ledger.read(seen_mail, [mail_key(*i) for i in identities])
+        todo = [(item.uid, item.raw, self.config, known) for item, known in zip(batch, identities)
+                if mail_key(*known) not in seen]
+        if self.pool is not None and len(todo) > 1:
+            facts = list(self.pool.map(_read, todo, chunksize=max(1, len(todo) // 16)))
+        else:
+            facts = [_read(args) for args in todo]
         store = partial(self.services.ledger.run, store_messages, mailbox=mailbox.name, role=mailbox.role,
                         uidvalidity=uidvalidity, last_uid=last_uid, messages=facts)
         try:
@@ -46,9 +54,20 @@ class LedgerSink:
                      stored.duplicates, uidvalidity, last_uid)
 
 
+def _read(args: tuple) -> InboundFacts:  # type: ignore[type-arg] — module level: it crosses processes
+    return read_message(*args)
+
+
+def parse_pool(workers: int) -> Executor | None:
+    return ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
+
+
 def read_config(services: Services) -> ReadConfig:
     s = services.settings
-    return ReadConfig(secret=s.mail_token_secret(), authserv_id=s.mail_authserv_id,
+    dns_txt = None
+    if s.mail_dkim_dns:  # DKIM checked against DNS by dkimpy when our MX wrote no Authentication-Results
+        from dkim.dnsplug import get_txt as dns_txt
+    return ReadConfig(secret=s.mail_token_secret(), authserv_id=s.mail_authserv_id, dns_txt=dns_txt,
                       limits=Limits(max_attachment_bytes=s.mail_max_attachment_mb << 20,
                                     max_total_bytes=2 * (s.mail_max_attachment_mb << 20),
                                     max_parts=s.mail_max_parts, max_depth=s.mail_max_depth))
@@ -56,7 +75,7 @@ def read_config(services: Services) -> ReadConfig:
 
 def watchers(services: Services) -> list[ImapWatcher]:
     s = services.settings
-    sink = LedgerSink(services, read_config(services))
+    sink = LedgerSink(services, read_config(services), parse_pool(s.mail_parse_workers))
     return [ImapWatcher(Mailbox.from_url(role, url), sink, idle_seconds=s.imap_idle_seconds,
                         backoff_max=s.imap_backoff_max_seconds, batch=s.imap_batch)
             for role, url in s.mailbox_urls()]

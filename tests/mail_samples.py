@@ -86,3 +86,37 @@ def dsn(*, original_message_id: str, recipient: str, status: str = "5.1.1",
     body = raw.replace(b"\n", b"\r\n").replace(b"\r\r\n", b"\r\n").rsplit(closing, 1)[0]
     return (body + b"--" + boundary + b"\r\n" + status_part + b"\r\n--" + boundary + b"\r\n" + headers_part
             + b"\r\n" + closing + b"\r\n")
+
+
+# A throwaway 1024-bit key for DKIM tests (made for this suite; it signs nothing real).
+DKIM_PRIVATE_KEY = b"""-----BEGIN RSA PRIVATE KEY-----
+MIICXAIBAAKBgQDgdijZIRsXyOJX6KBgrdOAmoEYaAw2QCYe0uTl34ydtIAaNBca
+nYXOgh1g8ICnvrOeND9eUGtEPRsv5H9bsSU5/OCDmfqFBNpNeVTcpL+pV3G1JT+D
+lVAuyaUaCNAd1mxqw/75eu5jDIZAgd+toc7rE9/LADy2H67pLr2nv2ht6QIDAQAB
+AoGBAIkchI1F5MfdpS2v4y/LXvQi7RLclAEbpG2Vw88LhFjdZpcbFLXkXVUtNAcA
+Qoa1PgE4xzC0jSGs9guGV6nKBwNFBvViQrlGl/5PJfiAJDeaQLUz8gfnvA8lBg2E
+D2M+m1Hh3e1TeTD0byRzzsh/q4oO/Komkr4X+XFBVMRp8bkBAkEA+AIuZVKVAOOX
+Nz7V+ubGwKQx1bS048tcta9yMiDhfH58O0XTymj+nFQ6Gjk4+A8s+yyfUZ9hgCIq
+7AvidygcyQJBAOexvWMbSd9DPp/u58UT51ZcdSr03Wcdzwvc0+30ndbB2Y1CIJwM
+WaphYPET5kMwrniGzz6s9Hr5lHdPYGuK+CECQDJkHxEvSl833w22kru8ED4sHoQR
+h3+RXnD8CPPugmJNQOi6M2I5GyKgan3RiqW8T6NpWaW4AJOMXbRAZe9YEyECQB5r
+4v8JTTjIXoenWb0xsNVRDH1Ya12nt1DKbPU4giT5jPQUM63pnThW0uC0iS5XTQE8
+Sifjk7I15P2JaZKVS6ECQEtJUoZLqBzjzdySdR0Hsh2Af7sKabnItnMjMzjFvNVw
+S0NwTWmQx2zy5fDPF1F9EeNfWbQwjucb9N1THZZg0JU=
+-----END RSA PRIVATE KEY-----
+"""
+DKIM_TXT = b"v=DKIM1; k=rsa; p=MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQDgdijZIRsXyOJX6KBgrdOAmoEYaAw2QCYe0uTl34ydtIAaNBcanYXOgh1g8ICnvrOeND9eUGtEPRsv5H9bsSU5/OCDmfqFBNpNeVTcpL+pV3G1JT+DlVAuyaUaCNAd1mxqw/75eu5jDIZAgd+toc7rE9/LADy2H67pLr2nv2ht6QIDAQAB"
+
+
+def dkim_signed(raw: bytes, *, domain: str = "acme.example", selector: str = "s1") -> bytes:
+    import dkim
+    signature = dkim.sign(raw, selector.encode(), domain.encode(), DKIM_PRIVATE_KEY,
+                          include_headers=[b"from", b"to", b"subject", b"date", b"message-id"])
+    return signature + raw
+
+
+def dns_for(domain: str = "acme.example", selector: str = "s1"):
+    """A DNS TXT lookup that knows one DKIM key (dkimpy's dnsfunc signature)."""
+    def lookup(name: bytes, timeout: int = 5) -> bytes | None:
+        return DKIM_TXT if name == f"{selector}._domainkey.{domain}.".encode() else None
+    return lookup

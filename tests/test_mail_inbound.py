@@ -304,3 +304,17 @@ def test_idle_renewal_beyond_29_minutes_and_malformed_mailboxes_are_refused():
         Settings(CLOSELOOP_MAILBOXES="sales=http://x").mailbox_urls()
     [(role, url)] = Settings(IMAP_HOST="imap.example", IMAP_USERNAME="a@b", IMAP_PASSWORD="p;w").mailbox_urls()
     assert role == "sales" and Mailbox.from_url(role, url).password == "p;w"
+
+
+def test_parsing_spread_over_processes_stores_the_same(mail_services, imap, deal):
+    from handlers.mail_watch import parse_pool
+    imap.deliver(*[reply(to=reply_address(BASE, deal, SECRET), body=f"Question {n}?") for n in range(6)])
+    pool = parse_pool(2)
+    try:
+        mailbox = Mailbox(role="sales", host="127.0.0.1", port=imap.port, username=USER, password=PASSWORD,
+                          ssl=False, folder=imap.folder)
+        ImapWatcher(mailbox, LedgerSink(mail_services, read_config(mail_services), pool), timeout=5).sync_once()
+    finally:
+        pool.shutdown()
+    assert sorted(m.uid for m in mails(mail_services)) == [1, 2, 3, 4, 5, 6]
+    assert {m.status for m in mails(mail_services)} == {MailStatus.ROUTED}

@@ -222,3 +222,10 @@ def test_without_smtp_mail_waits_in_the_file_sink(settings, clock):
         assert "SMTP is not configured" in written["note"]
     finally:
         services.close()
+
+
+def test_a_payload_the_template_cannot_render_fails_at_once_instead_of_retrying(services_smtp, smtp, deal):
+    queue(services_smtp, deal, template="invoice", context={"name": "Ada"})  # no number, amount or due date
+    services_smtp.relay.drain()
+    assert smtp.received == [] and email_row(services_smtp).status is OutboxStatus.DEAD
+    assert "could not build the message" in outbound(services_smtp).error

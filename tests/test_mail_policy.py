@@ -204,3 +204,28 @@ def test_limits_are_configurable():
     verdict = policy_.check_message(message_from_bytes(raw, policy=policy.default),
                                     policy_.Limits(max_attachment_bytes=100))
     assert verdict.attachments[0].refused == policy_.TOO_LARGE
+
+
+# --- DKIM verified here when no trusted Authentication-Results (dkimpy) ---------------
+
+def _dkim_verdict(raw: bytes, dns):
+    message = message_from_bytes(raw, policy=policy.default)
+    return check_sender(message, raw, authserv_id=AUTHSERV, dns_txt=dns)
+
+
+def test_a_valid_aligned_dkim_signature_authenticates_without_authentication_results():
+    from tests.mail_samples import dkim_signed, dns_for
+    raw = dkim_signed(reply(to=BASE, body="We accept.", auth_results=[]))
+    verdict = _dkim_verdict(raw, dns_for())
+    assert verdict.authenticated and "dkim verified d=acme.example" in verdict.reason
+
+
+def test_a_body_changed_after_signing_or_an_unaligned_signer_does_not_authenticate():
+    from tests.mail_samples import dkim_signed, dns_for
+    tampered = dkim_signed(reply(to=BASE, body="We accept.", auth_results=[])).replace(b"We accept.", b"We paid!!")
+    assert not _dkim_verdict(tampered, dns_for()).authenticated
+    other = dkim_signed(reply(to=BASE, body="We accept.", auth_results=[]), domain="evil.example")
+    verdict = _dkim_verdict(other, dns_for("evil.example"))
+    assert not verdict.authenticated and "not aligned" in verdict.reason
+    unsigned = reply(to=BASE, body="We accept.", auth_results=[])
+    assert _dkim_verdict(unsigned, dns_for()).reason == "no DKIM signature"
