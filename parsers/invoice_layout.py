@@ -216,8 +216,9 @@ def _number_candidates() -> list[tuple[str, float]]:
     out = []
     for hit in _labelled("number"):
         for text, where, _cell, _ in _after(hit):
-            if hit.weight < 1.0 and (where < 0.9 or where < 1.0 and hit.cell.text[hit.end:].strip()):
-                continue   # a bare "invoice"/"N°" only counts with its value right after it
+            heading = hit.start == 0 and not hit.cell.text[hit.end:].strip(" :")
+            if hit.weight < 1.0 and not heading and (where < 0.9 or where < 1.0 and hit.cell.text[hit.end:].strip()):
+                continue   # a bare "invoice"/"N°" only counts with its value right after it (or under it, as a column head)
             match = _NUMBER_TOKEN.match(text)
             if not match:
                 continue
