@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import logging
 import shutil
 import statistics
 import subprocess
@@ -69,6 +70,7 @@ def main() -> None:
     parser.add_argument("corpus", type=Path)
     parser.add_argument("--limit", type=int, default=0, help="at most this many Factur-X files (0: all)")
     args = parser.parse_args()
+    logging.getLogger("invoice2data").setLevel(logging.CRITICAL)   # it logs every regex that misses
     try:
         from invoice2data import extract_data
         from invoice2data.extract.loader import read_templates

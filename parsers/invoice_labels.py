@@ -49,6 +49,7 @@ NUMBER = _labels(
         numero\s*(?:di\s*)?fattura
         n\.\s*fattura
         factuur\s*(?:nummer|nr\.?)
+        factuurnummer
         מספר\s*חשבונית
         חשבונית\s*(?:מס(?:'|׳|\.)?\s*)?(?:מספר)?
         קבלה\s*מספר
@@ -61,6 +62,7 @@ NUMBER = _labels(
         invoice
         rechnung
         facture
+        factuur
         faktura(?:\s*vat)?
         factura
         fattura
@@ -92,6 +94,7 @@ ISSUE_DATE = _labels(
         data\s*(?:della\s*)?fattura
         data\s*(?:di\s*)?emissione
         factuurdatum
+        factuur\s*datum
         תאריך\s*(?:החשבונית|הפקה|חשבונית)?
     """),
     (0.8, r"""
@@ -143,6 +146,7 @@ DUE_DATE = _labels(
         vencimiento
         (?:data\s*(?:di\s*)?)?scadenza
         vervaldatum
+        uiterste\s*betaaldatum
         לתשלום\s*עד
         תאריך\s*(?:פירעון|תשלום)
     """),
@@ -187,6 +191,9 @@ NET = _labels(
         totale\s*netto
         subtotaal
         totaal\s*excl\.?\s*btw
+        exclusief\s*btw
+        excl\.?\s*btw
+        grondslag
         סה"?כ\s*לפני\s*מע"?מ
         סכום\s*לפני\s*מע"?מ
         סה״כ\s*לפני\s*מע״מ
@@ -227,6 +234,7 @@ TAX = _labels(
         importo\s*iva
         totale\s*iva
         btw(?:\s*bedrag)?
+        btw\s*\d+\s*%
         מע"?מ
         מע״מ
     """),
@@ -276,6 +284,8 @@ TOTAL = _labels(
         importe\s*total
         totale\s*(?:fattura|documento|complessivo)
         totaal\s*(?:incl\.?\s*btw)?
+        factuur\s*totaal
+        totaal\s*bedrag
         סה"?כ\s*(?:כולל\s*מע"?מ|לתשלום)?
         סה״כ\s*(?:כולל\s*מע״מ|לתשלום)?
         סך\s*הכל

@@ -216,8 +216,9 @@ def _number_candidates() -> list[tuple[str, float]]:
     out = []
     for hit in _labelled("number"):
         for text, where, _cell, _ in _after(hit):
-            if hit.weight < 1.0 and (where < 0.9 or where < 1.0 and hit.cell.text[hit.end:].strip()):
-                continue   # a bare "invoice"/"N°" only counts with its value right after it
+            heading = hit.start == 0 and not hit.cell.text[hit.end:].strip(" :")
+            if hit.weight < 1.0 and not heading and (where < 0.9 or where < 1.0 and hit.cell.text[hit.end:].strip()):
+                continue   # a bare "invoice"/"N°" only counts with its value right after it (or under it, as a column head)
             match = _NUMBER_TOKEN.match(text)
             if not match:
                 continue
@@ -337,7 +338,7 @@ def _party(name: str) -> tuple[str | None, float]:
         if hit.start == 0 and len(re.sub(r"[^\w]", "", rest)) >= 3 and not _QUALIFIER.match(fold(rest)) \
                 and not _NOT_A_NAME.match(rest) and len(_hits_in(cell)) == 1:
             return _clean_name(rest), 0.7
-        if hit.start > 0 and not _QUALIFIER.match(fold(rest)):
+        if hit.start > 0:
             continue   # "LOGO LE FOURNISSEUR": the word in a line, not a heading
         below = [c for line in _doc().lines[cell.line + 1: cell.line + 7] for c in line
                  if c.page == cell.page and c.x0 <= hit.x1 + 20 and c.x1 >= hit.x0 - 4]
@@ -350,8 +351,11 @@ def _party(name: str) -> tuple[str | None, float]:
                     following = line[line.index(c) + 1:]
                     text = following[0].text if following else ""
             folded = fold(text)
-            if any(h.start == 0 and h.end >= len(c.folded.rstrip(" :")) for h in _hits_in(c)):
-                continue   # another heading ("Rechnungsempfänger")
+            if any(h.start == 0 and (h.end >= len(c.folded.rstrip(" :")) or h.field in ("seller", "buyer"))
+                   for h in _hits_in(c)):
+                continue   # another heading ("Rechnungsempfänger", "SELLER TRADE NAME")
+            if score < 0.8 and text.rstrip().endswith(":"):
+                continue   # the label of a row ("Globale Nummer:"), its value in the next column
             if _NOT_A_NAME.match(text) or _NUMBERED.search(folded) or len(re.sub(r"[^\w]", "", text)) < 3:
                 continue
             return _clean_name(text), score

@@ -70,12 +70,12 @@ MONTHS = {  # folded month names (and common abbreviations / inflections) -> mon
     **{m: i for i, names in enumerate([
         "january jan januar janvier enero gennaio januari janv",
         "february feb februar fevrier febrero febbraio februari fevr",
-        "march mar marz mars marzo maret",
+        "march mar marz mars marzo maret maart mrt",
         "april apr avril abril aprile",
         "may mai mayo maggio mei",
         "june jun juni juin junio giugno",
         "july jul juli juillet julio luglio juil",
-        "august aug aout agosto agustus agu",
+        "august aug aout agosto agustus agu augustus",
         "september sep sept septembre septiembre settembre sep",
         "october oct oktober octobre octubre ottobre okt",
         "november nov novembre noviembre nop",
@@ -103,7 +103,7 @@ DATE_PATTERNS = [
     ("ymd", re.compile(r"(?<!\d)(\d{4})[-./](\d{1,2})[-./](\d{1,2})(?!\d)")),
     ("dmy", re.compile(r"(?<!\d)(\d{1,2})[./-](\d{1,2})[./-](\d{4}|\d{2})(?![\d.]\d)")),
     ("d_month_y", re.compile(r"(?<!\d)(\d{1,2})\.?\s+" + _MONTH_WORD + r",?\s+(\d{4})(?!\d)")),
-    ("month_d_y", re.compile(_MONTH_WORD + r"\s+(\d{1,2})(?:st|nd|rd|th)?,?\s+(\d{4})(?!\d)")),
+    ("month_d_y", re.compile(_MONTH_WORD + r"\s+(\d{1,2})(?:st|nd|rd|th)?\s*,?\s+(\d{4})(?!\d)")),
     ("y_month_d", re.compile(r"(?<!\d)(\d{4})\s*(?:m\.)?\s+" + _MONTH_WORD + r"\s+(\d{1,2})(?:\s*d\.)?(?!\d)")),
 ]
 
@@ -152,7 +152,7 @@ def dates_in(text: str, month_first: bool = False) -> list[tuple[date, int, int]
     return sorted(found, key=lambda item: item[1])
 
 
-CURRENCY_SYMBOLS = {"€": "EUR", "$": "USD", "£": "GBP", "₪": "ILS", "zł": "PLN", "zl": "PLN", "rp": "IDR",
+CURRENCY_SYMBOLS = {"€": "EUR", "$": "USD", "£": "GBP", "₪": "ILS", "zł": "PLN", "zl": "PLN", "rp": "IDR", "rs": "INR", "rs.": "INR",
                     "¥": "JPY", "₹": "INR", "chf": "CHF", "kč": "CZK", "fr.": "CHF"}
 ISO_CURRENCIES = set("EUR USD GBP PLN ILS IDR CHF JPY CNY INR CAD AUD NZD SEK NOK DKK CZK HUF RON BGN HRK "
                      "TRY RUB UAH BRL MXN ZAR SGD HKD KRW THB MYR PHP VND AED SAR EGP NGN KES ARS CLP COP PEN "
