@@ -105,6 +105,21 @@ def overlay(pdf: bytes, marks: dict[int, list[tuple[L.Box, str]]], images: dict[
     return _bytes(writer)
 
 
+def cover_and_type(pdf: bytes, box: L.Box, text: str) -> bytes:
+    """A white box over a figure and a new one typed on it: the oldest PDF 'edit'."""
+    reader = PdfReader(io.BytesIO(pdf))
+    writer = PdfWriter(clone_from=reader)
+    layer = FPDF(unit="pt", format="A4")
+    layer.add_page()
+    layer.set_fill_color(255, 255, 255)
+    layer.rect(box.x0, box.top, box.x1 - box.x0, box.bottom - box.top, style="F")
+    layer.set_font("Helvetica", "B", 10)
+    layer.set_xy(box.x0, box.top)
+    layer.cell(box.x1 - box.x0 - 4, box.bottom - box.top, text, align="R")
+    writer.pages[0].merge_page(PdfReader(io.BytesIO(bytes(layer.output()))).pages[0])
+    return _bytes(writer)
+
+
 def sign_typed(pdf: bytes, pages: int, *, name: str = SIGNER, skip: tuple[int, ...] = ()) -> bytes:
     marks = {n: [(L.INITIALS, "AK")] for n in range(1, pages) if n not in skip}
     if pages not in skip:

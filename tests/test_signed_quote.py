@@ -101,6 +101,18 @@ def test_a_changed_line_is_rejected_naming_the_line() -> None:
     assert verdict.reasons[0].text == "line 2 (Onboarding): the amount was changed from 1,350.00 EUR to 150.00 EUR"
 
 
+def test_a_total_whited_out_and_typed_over_is_rejected_naming_both(sent: bytes) -> None:
+    from parsers.signed_quote import read
+    [marker] = [w for w in read(sent).pages[0].hidden if w["text"] == L.TOTAL_MARKER]
+    row = marker["top"] - 6
+    edited = kit.cover_and_type(kit.sign_typed(sent, 1), L.Box(440, row, 553, row + 16), "EUR 9,000.00")
+    verdict = verify(edited, kit.issued(kit.quote()))
+    assert verdict.status == REJECTED
+    assert [(r.code, r.text) for r in verdict.reasons] == [
+        ("TOTAL_CHANGED", "the total was changed from 2,767.50 EUR to 9,000.00 EUR"),
+        ("TEXT_COVERED", "on page 1 something was covered with a white box: “€2,767.50”")]
+
+
 def test_a_dropped_line_is_rejected() -> None:
     document = kit.quote()
     edited = render_quote(kit.tampered(document, lines=document.lines[:1]), kit.COMPANY)
