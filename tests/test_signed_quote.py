@@ -155,6 +155,13 @@ def test_a_scan_signed_in_ink_is_matched_by_qr_and_left_to_a_person(sent: bytes)
     assert verdict.status == NEEDS_REVIEW and codes(verdict) == ["SCAN_CONTENT_NOT_COMPARED"]
 
 
+def test_a_scan_with_only_a_speck_in_the_box_is_left_to_a_person(sent: bytes) -> None:
+    verdict = verify(kit.scanned(sent, ink=True, faint=True), kit.issued(kit.quote()))
+    assert verdict.status == NEEDS_REVIEW
+    assert codes(verdict) == ["SCAN_CONTENT_NOT_COMPARED", "FAINT_MARK"]
+    assert verdict.reasons[1].text.startswith("page 1 has only faint marks in its signature box")
+
+
 def test_a_scan_without_ink_is_rejected_as_not_signed(sent: bytes) -> None:
     verdict = verify(kit.scanned(sent, ink=False), kit.issued(kit.quote()))
     assert identify(kit.scanned(sent, ink=False)).source == "qr"
