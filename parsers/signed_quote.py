@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from babel.core import UnknownLocaleError
 from babel.numbers import get_decimal_symbol
 from pypdf import PdfReader
 
@@ -400,7 +401,10 @@ def _compare_content(doc: _Document, issued: IssuedQuote, reasons: list[Reason])
         reasons.append(Reason("CONTENT_UNREADABLE", "the lines and totals of this copy cannot be read back; a "
                                                     "person should compare them with the quote"))
         return
-    decimal = get_decimal_symbol(issued.language)
+    try:
+        decimal = get_decimal_symbol(issued.language)
+    except (ValueError, LookupError, UnknownLocaleError):  # unknown to Babel: the document is in English
+        decimal = "."
     for line in issued.lines:
         cells = rows.pop(f"L{line.position}", None)
         what = f"line {line.position} ({line.description})"

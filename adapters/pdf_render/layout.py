@@ -16,6 +16,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Sequence
 
+from babel import Locale as BabelLocale
+from babel.core import UnknownLocaleError
 from babel.dates import format_date
 from babel.numbers import format_currency, format_decimal, format_percent
 from fpdf import FPDF
@@ -47,6 +49,14 @@ class Company:
 class Locale:
     """How one customer's documents write words, money and dates."""
     language: str
+
+    def __post_init__(self) -> None:
+        try:
+            BabelLocale.parse(self.language.replace("-", "_"))
+        except (ValueError, LookupError, UnknownLocaleError):  # unknown: English, rather than no document
+            object.__setattr__(self, "language", "en")
+        else:
+            object.__setattr__(self, "language", self.language.replace("-", "_"))
 
     @property
     def rtl(self) -> bool:
