@@ -25,7 +25,6 @@ from typing import Any
 
 from babel.core import UnknownLocaleError
 from babel.numbers import get_decimal_symbol
-from pypdf import PdfReader
 
 from parsers import quote_layout as L
 from parsers.pdf_errors import PdfError, PdfErrorCode
@@ -137,6 +136,7 @@ def read(pdf: bytes) -> _Document:
     if not pdf.lstrip()[:5].startswith(b"%PDF"):
         raise PdfError(PdfErrorCode.NOT_A_PDF, "this file is not a PDF")
     import pypdfium2
+    from pypdf import PdfReader
     try:
         reader = PdfReader(io.BytesIO(pdf))
         if reader.is_encrypted:
@@ -243,7 +243,7 @@ def _is_hidden(word: dict[str, Any]) -> bool:
     return float(word.get("size") or 0) < 2.5 or white
 
 
-def _widgets(reader: PdfReader) -> list[tuple[int, tuple[float, float, float, float], str, bool]]:
+def _widgets(reader: Any) -> list[tuple[int, tuple[float, float, float, float], str, bool]]:
     """Form fields on each page: where they are, their name, whether they hold a value."""
     found = []
     for number, page in enumerate(reader.pages, start=1):

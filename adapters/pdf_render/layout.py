@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from importlib import resources
-from pathlib import Path
 from typing import Sequence
 
 from babel import Locale as BabelLocale
@@ -22,6 +21,7 @@ from babel.dates import format_date
 from babel.numbers import format_currency, format_decimal, format_percent
 from fpdf import FPDF
 
+from adapters.pdf_render.company import Company
 from adapters.pdf_render.labels import RIGHT_TO_LEFT, label
 from flows.money import Money
 from parsers.quote_layout import MARGIN, PAGE_HEIGHT, PAGE_WIDTH
@@ -30,19 +30,6 @@ FONT = "DejaVu"
 _BIDI_CONTROLS = dict.fromkeys(map(ord, "\u200e\u200f\u061c\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"))
 CONTENT_WIDTH = PAGE_WIDTH - 2 * MARGIN
 MARKER_X = 6.0  # row markers sit in the left page margin, clear of the text in any direction
-
-
-@dataclass(frozen=True)
-class Company:
-    """The seller, as printed on every document (CLOSELOOP_COMPANY_* settings)."""
-    name: str = "closeloop demo company"
-    address: tuple[str, ...] = ()
-    country: str = "DE"
-    vat_id: str | None = None
-    iban: str | None = None
-    bic: str | None = None
-    email: str | None = None
-    logo: Path | None = None
 
 
 @dataclass(frozen=True)
