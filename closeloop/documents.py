@@ -7,11 +7,7 @@ from datetime import date
 from pathlib import Path
 
 from adapters.file_sink import FileSink
-from adapters.pdf_render.aging import render_aging
-from adapters.pdf_render.invoice import render_invoice
-from adapters.pdf_render.layout import Company
-from adapters.pdf_render.quote import render_quote
-from adapters.pdf_render.statement import render_statement
+from adapters.pdf_render.company import Company
 from adapters.pdf_sandbox import run
 from closeloop.config import Settings
 from flows.documents import (QuoteDocument, aging_document, invoice_document, quote_document,
@@ -47,19 +43,26 @@ def verify_returned_quote(pdf: bytes, issued: IssuedQuote) -> Verdict:
     return run("parsers.signed_quote:verify", pdf, issued)
 
 
+# The renderers load fpdf2, HarfBuzz and factur-x: imported when a document is made, so
+# every other command and process starts without them.
+
 def quote_pdf(ledger: Ledger, company: Company, number: str, version: int | None = None) -> bytes:
+    from adapters.pdf_render.quote import render_quote
     return render_quote(ledger.read(quote_document, number, version), company)
 
 
 def invoice_pdf(ledger: Ledger, company: Company, number: str) -> bytes:
+    from adapters.pdf_render.invoice import render_invoice
     return render_invoice(ledger.read(invoice_document, number), company)
 
 
 def aging_pdf(ledger: Ledger, company: Company, customer_id: int, today: date) -> bytes:
+    from adapters.pdf_render.aging import render_aging
     return render_aging(ledger.read(aging_document, customer_id, today), company)
 
 
 def statement_pdf(ledger: Ledger, company: Company, customer_id: int, start: date, end: date) -> bytes:
+    from adapters.pdf_render.statement import render_statement
     return render_statement(ledger.read(statement_document, customer_id, start, end), company)
 
 

@@ -23,8 +23,8 @@ from dataclasses import asdict, dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from babel.core import UnknownLocaleError
 from babel.numbers import get_decimal_symbol
-from pypdf import PdfReader
 
 from parsers import quote_layout as L
 from parsers.pdf_errors import PdfError, PdfErrorCode
@@ -35,7 +35,7 @@ ACCEPTED, REJECTED, NEEDS_REVIEW = "accepted", "rejected", "needs_review"
 REJECTING = frozenset({
     "NOT_OUR_QUOTE", "OTHER_QUOTE", "OLD_VERSION", "UNKNOWN_VERSION", "CONTENT_HASH_MISMATCH", "LINE_CHANGED",
     "LINE_MISSING", "LINE_ADDED", "NET_CHANGED", "TAX_CHANGED", "TOTAL_CHANGED", "PAGE_MISSING",
-    "PAGE_NOT_SIGNED", "NOT_SIGNED", "SIGNATURE_BROKEN", "MODIFIED_AFTER_SIGNING"})
+    "PAGE_NOT_SIGNED", "NOT_SIGNED", "SIGNATURE_BROKEN", "MODIFIED_AFTER_SIGNING", "TEXT_COVERED"})
 REVIEW = frozenset({"SCAN_CONTENT_NOT_COMPARED", "FAINT_MARK", "SIGNER_MISMATCH", "CONTENT_UNREADABLE",
                     "CHANGED_AFTER_SIGNING_ANNOTATIONS", "METADATA_MISMATCH"})
 
@@ -117,6 +117,7 @@ class _Page:
     drawings: list[tuple[float, float, float, float]]
     text: str
     scanned: bool = False
+    covered: list[dict[str, Any]] = field(default_factory=list)  # words under a white box
 
 
 @dataclass
@@ -135,6 +136,7 @@ def read(pdf: bytes) -> _Document:
     if not pdf.lstrip()[:5].startswith(b"%PDF"):
         raise PdfError(PdfErrorCode.NOT_A_PDF, "this file is not a PDF")
     import pypdfium2
+    from pypdf import PdfReader
     try:
         reader = PdfReader(io.BytesIO(pdf))
         if reader.is_encrypted:
@@ -162,9 +164,26 @@ def _read_page(index: int, page: Any) -> _Page:
 
     import pypdfium2.raw as pdfium
     width, height = page.get_size()
+    # Drawing order of the page's objects: a white box hides only what was drawn before it.
+    order = {_address(pdfium.FPDFPage_GetObject(page.raw, k)): k for k in range(pdfium.FPDFPage_CountObjects(page.raw))}
+    red, green, blue, alpha = (ctypes.c_uint() for _ in range(4))
+    images, drawings, covers = [], [], []
+    fill, stroke = ctypes.c_int(), ctypes.c_int()
+    for obj in page.get_objects(filter=[pdfium.FPDF_PAGEOBJ_IMAGE, pdfium.FPDF_PAGEOBJ_PATH]):
+        left, bottom, right, top = obj.get_bounds()
+        rect = (left, height - top, right, height - bottom)
+        if obj.type == pdfium.FPDF_PAGEOBJ_IMAGE:
+            images.append(rect)
+            continue
+        pdfium.FPDFPath_GetDrawMode(obj.raw, fill, stroke)
+        pdfium.FPDFPageObj_GetFillColor(obj.raw, red, green, blue, alpha)
+        if fill.value and min(red.value, green.value, blue.value) >= 250 and alpha.value > 0 \
+                and (right - left) * (top - bottom) < 0.5 * width * height and _address(obj.raw) in order:
+            covers.append((*rect, order[_address(obj.raw)]))  # a white box: what hides a figure
+        else:
+            drawings.append(rect)
     textpage = page.get_textpage()
     chars = []
-    red, green, blue, alpha = (ctypes.c_uint() for _ in range(4))
     for i in range(textpage.count_chars()):
         char = chr(pdfium.FPDFText_GetUnicode(textpage.raw, i))
         if not char.strip() or char in "\ufffe\uffff":
@@ -172,17 +191,18 @@ def _read_page(index: int, page: Any) -> _Page:
         left, bottom, right, top = textpage.get_charbox(i, loose=True)
         pdfium.FPDFText_GetFillColor(textpage.raw, i, red, green, blue, alpha)
         size = pdfium.FPDFText_GetFontSize(textpage.raw, i)
-        chars.append((height - top, height - bottom, left, right, char, size, (red.value, green.value, blue.value)))
+        x, y = (left + right) / 2, height - (top + bottom) / 2
+        covered = False
+        if covers:
+            drawn = order.get(_address(pdfium.FPDFText_GetTextObject(textpage.raw, i)), -1)
+            covered = any(x0 <= x <= x1 and y0 <= y <= y1 and 0 <= drawn < later for x0, y0, x1, y1, later in covers)
+        chars.append((height - top, height - bottom, left, right, char, size, (red.value, green.value, blue.value),
+                      covered))
     textpage.close()
-    words, hidden = [], []
-    for word in _words(chars):
-        (hidden if _is_hidden(word) else words).append(word)
-    images, drawings = [], []
-    for obj in page.get_objects(filter=[pdfium.FPDF_PAGEOBJ_IMAGE, pdfium.FPDF_PAGEOBJ_PATH]):
-        left, bottom, right, top = obj.get_bounds()
-        rect = (left, height - top, right, height - bottom)
-        (images if obj.type == pdfium.FPDF_PAGEOBJ_IMAGE else drawings).append(rect)
     page.close()
+    words, hidden, covered_words = [], [], []
+    for word in _words(chars):
+        (covered_words if word["covered"] else hidden if _is_hidden(word) else words).append(word)
     lines: dict[float, list[dict[str, Any]]] = {}
     for word in words:
         lines.setdefault(round(word["bottom"]), []).append(word)
@@ -190,23 +210,30 @@ def _read_page(index: int, page: Any) -> _Page:
                      for _, line in sorted(lines.items()))
     page_area = width * height
     big_image = any((x1 - x0) * (bottom - top) > 0.6 * page_area for x0, top, x1, bottom in images)
-    return _Page(index, words, hidden, images, drawings, text, scanned=big_image and len(words) < 5)
+    return _Page(index, words, hidden, images, drawings, text, scanned=big_image and len(words) < 5,
+                 covered=covered_words)
 
 
 def _words(chars: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
     """Glyphs on one line that touch make a word (a space or a gap ends it)."""
-    chars.sort(key=lambda c: (round((c[0] + c[1]) / 2), c[2]))
+    chars.sort(key=lambda c: (round((c[0] + c[1]) / 2), c[7], c[2]))  # line, covered or not, left to right
     words: list[dict[str, Any]] = []
-    for top, bottom, left, right, char, size, color in chars:
+    for top, bottom, left, right, char, size, color, covered in chars:
         last = words[-1] if words else None
         if (last is not None and abs((last["top"] + last["bottom"]) / 2 - (top + bottom) / 2) < 1.0
-                and -0.5 < left - last["x1"] < max(0.8, size * 0.12) and abs(last["size"] - size) < 0.5):
+                and -0.5 < left - last["x1"] < max(0.8, size * 0.12) and abs(last["size"] - size) < 0.5
+                and last["covered"] == covered):
             last["text"] += char
             last["x1"] = max(last["x1"], right)
             continue
         words.append({"text": char, "x0": left, "x1": right, "top": top, "bottom": bottom, "size": size,
-                      "non_stroking_color": tuple(c / 255 for c in color)})
+                      "non_stroking_color": tuple(c / 255 for c in color), "covered": covered})
     return words
+
+
+def _address(pointer: Any) -> int | None:
+    import ctypes
+    return ctypes.cast(pointer, ctypes.c_void_p).value
 
 
 def _is_hidden(word: dict[str, Any]) -> bool:
@@ -216,7 +243,7 @@ def _is_hidden(word: dict[str, Any]) -> bool:
     return float(word.get("size") or 0) < 2.5 or white
 
 
-def _widgets(reader: PdfReader) -> list[tuple[int, tuple[float, float, float, float], str, bool]]:
+def _widgets(reader: Any) -> list[tuple[int, tuple[float, float, float, float], str, bool]]:
     """Form fields on each page: where they are, their name, whether they hold a value."""
     found = []
     for number, page in enumerate(reader.pages, start=1):
@@ -300,6 +327,11 @@ def verify(pdf: bytes, issued: IssuedQuote) -> Verdict:
                                                            "compared automatically; a person should check them"))
     else:
         _compare_content(doc, issued, reasons)
+    for page in quote_pages:
+        if page.covered:
+            hidden_text = " ".join(w["text"] for w in page.covered)
+            reasons.append(Reason("TEXT_COVERED", f"on page {page.index} something was covered with a white box: "
+                                                  f"“{hidden_text}”", page.index))
 
     digital = _digital_signatures(doc.raw, issued, reasons, notes)
     method = "pades" if digital else None
@@ -369,7 +401,10 @@ def _compare_content(doc: _Document, issued: IssuedQuote, reasons: list[Reason])
         reasons.append(Reason("CONTENT_UNREADABLE", "the lines and totals of this copy cannot be read back; a "
                                                     "person should compare them with the quote"))
         return
-    decimal = get_decimal_symbol(issued.language)
+    try:
+        decimal = get_decimal_symbol(issued.language)
+    except (ValueError, LookupError, UnknownLocaleError):  # unknown to Babel: the document is in English
+        decimal = "."
     for line in issued.lines:
         cells = rows.pop(f"L{line.position}", None)
         what = f"line {line.position} ({line.description})"

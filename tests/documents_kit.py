@@ -105,6 +105,21 @@ def overlay(pdf: bytes, marks: dict[int, list[tuple[L.Box, str]]], images: dict[
     return _bytes(writer)
 
 
+def cover_and_type(pdf: bytes, box: L.Box, text: str) -> bytes:
+    """A white box over a figure and a new one typed on it: the oldest PDF 'edit'."""
+    reader = PdfReader(io.BytesIO(pdf))
+    writer = PdfWriter(clone_from=reader)
+    layer = FPDF(unit="pt", format="A4")
+    layer.add_page()
+    layer.set_fill_color(255, 255, 255)
+    layer.rect(box.x0, box.top, box.x1 - box.x0, box.bottom - box.top, style="F")
+    layer.set_font("Helvetica", "B", 10)
+    layer.set_xy(box.x0, box.top)
+    layer.cell(box.x1 - box.x0 - 4, box.bottom - box.top, text, align="R")
+    writer.pages[0].merge_page(PdfReader(io.BytesIO(bytes(layer.output()))).pages[0])
+    return _bytes(writer)
+
+
 def sign_typed(pdf: bytes, pages: int, *, name: str = SIGNER, skip: tuple[int, ...] = ()) -> bytes:
     marks = {n: [(L.INITIALS, "AK")] for n in range(1, pages) if n not in skip}
     if pages not in skip:
@@ -143,7 +158,7 @@ def fill_field(pdf: bytes, page: int, box: L.Box, value: str, name: str = "signa
     return _bytes(writer)
 
 
-def scanned(pdf: bytes, *, ink: bool) -> bytes:
+def scanned(pdf: bytes, *, ink: bool, faint: bool = False) -> bytes:
     """Printed, (signed in ink,) scanned: every page an image, nothing else."""
     import pypdfium2
     document = pypdfium2.PdfDocument(pdf)
@@ -154,8 +169,11 @@ def scanned(pdf: bytes, *, ink: bool) -> bytes:
             box = L.SIGNATURE if index == len(document) - 1 else L.INITIALS
             draw = ImageDraw.Draw(image)
             x0, y0, x1, y1 = (v * 2 for v in (box.x0, box.top, box.x1, box.bottom))
-            draw.line([(x0 + 20, y1 - 20), (x0 + 60, y0 + 20), (x0 + 100, y1 - 25), (x1 - 30, y0 + 25)],
-                      fill=(20, 20, 90), width=6)
+            if faint:  # a speck of dust or a stray pen touch, not a signature
+                draw.ellipse([(x0 + 40, y0 + 40), (x0 + 60, y0 + 60)], fill=(30, 30, 30))
+            else:
+                draw.line([(x0 + 20, y1 - 20), (x0 + 60, y0 + 20), (x0 + 100, y1 - 25), (x1 - 30, y0 + 25)],
+                          fill=(20, 20, 90), width=6)
         pages.append(image)
     document.close()
     out = io.BytesIO()

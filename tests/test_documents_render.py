@@ -145,3 +145,8 @@ def test_a_statement_runs_from_opening_to_closing_balance() -> None:
     for amount in ("500,00 €", "2 767,50 €", "3 267,50 €", "1 000,00 €"):
         assert amount in text
     assert text.count("2 267,50 €") == 2  # the running balance after the payment, and the closing balance
+
+
+def test_a_language_babel_does_not_know_renders_in_english() -> None:
+    text, _, _ = text_of(render_quote(kit.quote("xx-unknown"), kit.COMPANY))
+    assert "Quote" in text and TOTAL["en"] in text

@@ -101,6 +101,18 @@ def test_a_changed_line_is_rejected_naming_the_line() -> None:
     assert verdict.reasons[0].text == "line 2 (Onboarding): the amount was changed from 1,350.00 EUR to 150.00 EUR"
 
 
+def test_a_total_whited_out_and_typed_over_is_rejected_naming_both(sent: bytes) -> None:
+    from parsers.signed_quote import read
+    [marker] = [w for w in read(sent).pages[0].hidden if w["text"] == L.TOTAL_MARKER]
+    row = marker["top"] - 6
+    edited = kit.cover_and_type(kit.sign_typed(sent, 1), L.Box(440, row, 553, row + 16), "EUR 9,000.00")
+    verdict = verify(edited, kit.issued(kit.quote()))
+    assert verdict.status == REJECTED
+    assert [(r.code, r.text) for r in verdict.reasons] == [
+        ("TOTAL_CHANGED", "the total was changed from 2,767.50 EUR to 9,000.00 EUR"),
+        ("TEXT_COVERED", "on page 1 something was covered with a white box: “€2,767.50”")]
+
+
 def test_a_dropped_line_is_rejected() -> None:
     document = kit.quote()
     edited = render_quote(kit.tampered(document, lines=document.lines[:1]), kit.COMPANY)
@@ -141,6 +153,13 @@ def test_a_scan_signed_in_ink_is_matched_by_qr_and_left_to_a_person(sent: bytes)
     verdict = verify(kit.scanned(sent, ink=True), kit.issued(kit.quote()))
     assert (verdict.quote, verdict.version, verdict.signature) == ("Q-2026-0042", 2, "ink")
     assert verdict.status == NEEDS_REVIEW and codes(verdict) == ["SCAN_CONTENT_NOT_COMPARED"]
+
+
+def test_a_scan_with_only_a_speck_in_the_box_is_left_to_a_person(sent: bytes) -> None:
+    verdict = verify(kit.scanned(sent, ink=True, faint=True), kit.issued(kit.quote()))
+    assert verdict.status == NEEDS_REVIEW
+    assert codes(verdict) == ["SCAN_CONTENT_NOT_COMPARED", "FAINT_MARK"]
+    assert verdict.reasons[1].text.startswith("page 1 has only faint marks in its signature box")
 
 
 def test_a_scan_without_ink_is_rejected_as_not_signed(sent: bytes) -> None:

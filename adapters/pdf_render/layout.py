@@ -13,13 +13,15 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from importlib import resources
-from pathlib import Path
 from typing import Sequence
 
+from babel import Locale as BabelLocale
+from babel.core import UnknownLocaleError
 from babel.dates import format_date
 from babel.numbers import format_currency, format_decimal, format_percent
 from fpdf import FPDF
 
+from adapters.pdf_render.company import Company
 from adapters.pdf_render.labels import RIGHT_TO_LEFT, label
 from flows.money import Money
 from parsers.quote_layout import MARGIN, PAGE_HEIGHT, PAGE_WIDTH
@@ -31,22 +33,17 @@ MARKER_X = 6.0  # row markers sit in the left page margin, clear of the text in 
 
 
 @dataclass(frozen=True)
-class Company:
-    """The seller, as printed on every document (CLOSELOOP_COMPANY_* settings)."""
-    name: str = "closeloop demo company"
-    address: tuple[str, ...] = ()
-    country: str = "DE"
-    vat_id: str | None = None
-    iban: str | None = None
-    bic: str | None = None
-    email: str | None = None
-    logo: Path | None = None
-
-
-@dataclass(frozen=True)
 class Locale:
     """How one customer's documents write words, money and dates."""
     language: str
+
+    def __post_init__(self) -> None:
+        try:
+            BabelLocale.parse(self.language.replace("-", "_"))
+        except (ValueError, LookupError, UnknownLocaleError):  # unknown: English, rather than no document
+            object.__setattr__(self, "language", "en")
+        else:
+            object.__setattr__(self, "language", self.language.replace("-", "_"))
 
     @property
     def rtl(self) -> bool:
