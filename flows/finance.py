@@ -79,7 +79,8 @@ def reinstate_license(tx: Tx, license_id: int, *, reason: str, actor: str) -> Do
 
 def send_statement(tx: Tx, customer_id: int, *, actor: str, request_key: str) -> Done:
     """Ask for a statement of account (open invoices, aging) to be sent to the customer."""
-    tx.get(Customer, customer_id, lock=False)  # NotFound for an unknown customer
+    # Locked: two clicks at once queue behind each other, so the second sees the first's row.
+    tx.get(Customer, customer_id)  # NotFound for an unknown customer
     key = f"collect.statement:{customer_id}:{request_key}"
     if _already_requested(tx, key):
         return Done.ALREADY
