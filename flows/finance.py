@@ -82,8 +82,6 @@ def send_statement(tx: Tx, customer_id: int, *, actor: str, request_key: str) ->
     # Locked (and NotFound for an unknown customer): a double click waits here for the
     # first request to commit, then sees its outbox row and answers "already done".
     tx.get(Customer, customer_id)
-    # Locked: two clicks at once queue behind each other, so the second sees the first's row.
-    tx.get(Customer, customer_id)  # NotFound for an unknown customer
     key = f"collect.statement:{customer_id}:{request_key}"
     if _already_requested(tx, key):
         return Done.ALREADY
