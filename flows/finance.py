@@ -77,7 +77,9 @@ def reinstate_license(tx: Tx, license_id: int, *, reason: str, actor: str) -> Do
 
 def send_statement(tx: Tx, customer_id: int, *, actor: str, request_key: str) -> Done:
     """Ask for a statement of account (open invoices, aging) to be sent to the customer."""
-    tx.get(Customer, customer_id, lock=False)  # NotFound for an unknown customer
+    # Locked (and NotFound for an unknown customer): two clicks at once are serialized, so
+    # the second sees the first one's request instead of colliding on its outbox key.
+    tx.get(Customer, customer_id)
     key = f"collect.statement:{customer_id}:{request_key}"
     if _already_requested(tx, key):
         return Done.ALREADY
