@@ -81,8 +81,6 @@ def send_statement(tx: Tx, customer_id: int, *, actor: str, request_key: str) ->
     """Ask for a statement of account (open invoices, aging) to be sent to the customer."""
     # Locked (and NotFound for an unknown customer): a double click waits here for the
     # first request to commit, then sees its outbox row and answers "already done".
-    # Locked (and NotFound for an unknown customer): two clicks at once are serialized, so
-    # the second sees the first one's request instead of colliding on its outbox key.
     tx.get(Customer, customer_id)
     key = f"collect.statement:{customer_id}:{request_key}"
     if _already_requested(tx, key):
