@@ -61,14 +61,17 @@ def scan(session: Session, policy: GapPolicy, now: datetime, rules: Collection[R
     found: dict[tuple[str, int], Found] = {}
     for rule in rules:
         ctx = policy.context(rule, now)
-        for row in session.execute(rule.query(ctx)).mappings():
-            key = (rule.name, int(row["entity_id"]))
+        for row in session.execute(rule.query(ctx)):  # plain tuples in COLUMNS order: thousands of rows
+            entity_id, customer_id, deal_id, owner, amount, currency, since, ref, _ = row
+            key = (rule.name, int(entity_id))
             if key in found:  # e.g. a customer overdue in two currencies: one gap per license
                 continue
-            amount, detail = rule.finish(row, ctx.threshold) if rule.finish else (row["amount"], None)
-            found[key] = Found(rule.name, key[1], str(row["owner"]), _int(row["customer_id"]), _int(row["deal_id"]),
-                               _int(amount), row["currency"] if amount is not None else None,
-                               _instant(row["since"], policy, now), _clip(row["ref"], 120), _clip(detail, 300))
+            detail = None
+            if rule.finish is not None:
+                amount, detail = rule.finish(row._mapping, ctx.threshold)
+            found[key] = Found(rule.name, key[1], str(owner), _int(customer_id), _int(deal_id), _int(amount),
+                               currency if amount is not None else None, _instant(since, policy, now),
+                               _clip(ref, 120), _clip(detail, 300))
     return found
 
 
@@ -291,12 +294,16 @@ def _int(value: Any) -> int | None:
 def _clip(value: Any, limit: int) -> str | None:
     if value is None:
         return None
+    if type(value) is str and len(value) <= limit:
+        return value
     text = str(getattr(value, "value", value))
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def _instant(value: Any, policy: GapPolicy, now: datetime) -> datetime:
     """A rule's `since` as an instant: dates are the start of that company day."""
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value
     if isinstance(value, str):  # an expression SQLite hands back untyped
         value = datetime.fromisoformat(value) if " " in value or "T" in value else date.fromisoformat(value)
     if isinstance(value, datetime):
