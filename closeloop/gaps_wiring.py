@@ -20,7 +20,10 @@ log = logging.getLogger("closeloop.gaps")
 
 
 def gap_policy(settings: Settings) -> GapPolicy:
-    return GapPolicy(timezone=settings.timezone, overrides=parse_thresholds(settings.gap_thresholds))
+    from closeloop.money import collections_policy  # the same suspension policy collections applies
+
+    return GapPolicy(timezone=settings.timezone, overrides=parse_thresholds(settings.gap_thresholds),
+                     collections=collections_policy(settings))
 
 
 def digest_schedule(settings: Settings) -> DigestSchedule:
