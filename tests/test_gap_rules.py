@@ -524,3 +524,20 @@ def test_the_gap_policy_and_collections_read_one_parse_of_the_settings():
     assert gap_policy(settings).threshold(RULES[[r.name for r in RULES].index("overdue-license-active")]) == 14
     with pytest.raises(InvalidInput, match="CLOSELOOP_SUSPEND_AFTER_DAYS"):
         GapPolicy(overrides={"overdue-license-active": 3})
+
+
+def test_a_docusign_envelope_whose_signed_pdf_was_not_accepted_is_a_failed_signature(services, clock):
+    from flows.esign import DocuSignEnvelope
+    w = World(services, clock)
+    envelope_id = ended_envelope(w)
+    w.write(lambda s: s.execute(update(SignatureEnvelope).where(SignatureEnvelope.id == envelope_id)
+                                .values(status=EnvelopeStatus.COMPLETED, provider="docusign")))
+    w.write(lambda s: s.add(DocuSignEnvelope(signature_envelope_id=envelope_id, deal_id=w.ref["deal"],
+                                             closeloop_key="k-1", state="created", verdict="accepted",
+                                             created_at=w.clock.now())))
+    w.at(w.t0 + H)
+    w.evaluate()
+    assert w.state("signature-failed", envelope_id) is None  # accepted: record_signature takes it on
+    w.write(lambda s: s.execute(update(DocuSignEnvelope).values(verdict="needs_review")))
+    w.evaluate()
+    assert w.state("signature-failed", envelope_id).resolved_at is None

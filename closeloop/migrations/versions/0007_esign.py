@@ -39,6 +39,8 @@ def upgrade() -> None:
     with op.batch_alter_table('docusign_envelopes', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_docusign_envelopes_deal_id'), ['deal_id'], unique=False)
     _drop_billed_through()
+    with op.batch_alter_table('docusign_envelopes', schema=None) as batch_op:  # the gap rule signature-failed
+        batch_op.create_index('ix_docusign_envelopes_verdict', ['verdict'], unique=False)
 
 
 def _drop_billed_through() -> None:
@@ -59,5 +61,6 @@ def downgrade() -> None:
         batch_op.add_column(sa.Column('billed_through', sa.Date(), nullable=True))
         batch_op.create_index('ix_subscriptions_billed_through', ['billed_through'], unique=False)
     with op.batch_alter_table('docusign_envelopes', schema=None) as batch_op:
+        batch_op.drop_index('ix_docusign_envelopes_verdict')
         batch_op.drop_index(batch_op.f('ix_docusign_envelopes_deal_id'))
     op.drop_table('docusign_envelopes')
