@@ -1,15 +1,16 @@
 """Delivering the daily gap digest (outbox kind "slack.gap_digest"): read what it says
-from the ledger, render the messages, the aging chart and the CSV (and the aging PDF
-once its renderer exists), then post them to the finance channel — the messages with
+from the ledger, render the messages, the aging chart, the CSV and the aging report
+PDF (adapters/pdf_render/aging.py, handed in by the wiring), then post them to the finance channel — the messages with
 chat.postMessage (later parts in the first one's thread), the files with
 files_upload_v2 in that thread. Without Slack, everything is written to the outbox
-folder instead (digest-<day>.json, .png, .csv), so nothing is lost.
+folder instead (digest-<day>.json, .png, .csv, .pdf), so nothing is lost.
 
 The outbox row exists once per day (flows/gap_digest.py); a redelivery after a crash
 between posting and recording could post again, which the relay's lease makes rare."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -19,7 +20,7 @@ from zoneinfo import ZoneInfo
 from slack_sdk import WebClient
 
 from adapters.gap_blocks import Message, digest_messages
-from adapters.gap_files import aging_chart_png, aging_pdf, gaps_csv
+from adapters.gap_files import aging_chart_png, gaps_csv
 from adapters.slack import call
 from flows.gap_digest import Digest, digest_data
 from flows.gaps import GapPolicy
@@ -46,25 +47,28 @@ class RenderedDigest:
     def note(self) -> str:
         if self.pdf is not None:
             return "The aging chart, the full list of gaps (CSV) and the aging report (PDF)."
-        return ("The aging chart and the full list of gaps (CSV). The aging report PDF is not available yet "
-                "(its renderer comes with the documents issue).")
+        return "The aging chart and the full list of gaps (CSV)."
 
 
-def render_digest(digest: Digest, timezone: str) -> RenderedDigest:
+def render_digest(digest: Digest, timezone: str, pdf: bytes | None = None) -> RenderedDigest:
     return RenderedDigest(digest.day, digest_messages(digest, ZoneInfo(timezone)),
-                          aging_chart_png(digest.aging, digest.day), gaps_csv(digest.everything),
-                          aging_pdf(digest.aging, digest.day))
+                          aging_chart_png(digest.aging, digest.day), gaps_csv(digest.everything), pdf)
 
 
 class GapDigestPoster:
     def __init__(self, ledger: Ledger, policy: GapPolicy, *, client: WebClient | None, channel: str,
-                 folder: Path) -> None:
+                 folder: Path, aging_report: Callable[[date], bytes] | None = None) -> None:
         self.ledger, self.policy, self.client, self.channel, self.folder = ledger, policy, client, channel, folder
+        self.aging_report = aging_report  # day -> the all-customers aging report PDF
 
     def render(self, payload: dict[str, Any]) -> RenderedDigest:
         day, since = date.fromisoformat(payload["date"]), datetime.fromisoformat(payload["since"])
         digest = self.ledger.read(digest_data, day, since, self.ledger.clock.now(), self.policy)
-        return render_digest(digest, self.policy.timezone)
+        return self.rendered(digest)
+
+    def rendered(self, digest: Digest) -> RenderedDigest:
+        pdf = self.aging_report(digest.day) if self.aging_report is not None else None
+        return render_digest(digest, self.policy.timezone, pdf)
 
     def post(self, delivery: Delivery) -> None:
         """Relay handler for "slack.gap_digest"."""

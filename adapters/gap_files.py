@@ -1,13 +1,11 @@
 """The files that go with the gap digest: the full list as CSV, the aging chart as a
 PNG (matplotlib, headless Agg backend), and the aging report PDF.
 
-The aging report PDF is rendered by adapters/pdf_render/ (the documents issue). Until
-it is merged, `aging_pdf` returns None and the digest attaches the CSV and the chart
-only, saying so; the hook is `adapters.pdf_render.aging_report(...) -> bytes`."""
+The aging report PDF is rendered by adapters/pdf_render/aging.py; the wiring hands the
+digest poster a function for it (closeloop/gaps_wiring.py)."""
 from __future__ import annotations
 
 import csv
-import importlib
 import io
 from collections.abc import Iterable, Mapping
 from datetime import date
@@ -79,13 +77,3 @@ def aging_chart_png(aging: Mapping[str, Mapping[str, int]], day: date) -> bytes:
     out = io.BytesIO()
     figure.savefig(out, format="png")
     return out.getvalue()
-
-
-def aging_pdf(aging: Mapping[str, Mapping[str, int]], day: date) -> bytes | None:
-    """The aging report PDF, when the documents issue's renderer is installed; else None."""
-    try:
-        render = importlib.import_module("adapters.pdf_render")
-    except ImportError:
-        return None
-    report = getattr(render, "aging_report", None)
-    return report(aging=aging, day=day) if callable(report) else None

@@ -3,8 +3,8 @@ and what doubling the ledger does to the time.
 
 For each backend it migrates a fresh database (a temporary SQLite file, a temporary
 PostgreSQL database), generates N deals with their quotes, invoices (two lines each),
-licenses, subscriptions and periods, charges, timeline events, outbox rows and inbound
-emails with bulk INSERT … SELECT over generate_series (a recursive CTE on SQLite) —
+licenses, subscriptions and periods, charges and charge plans, signature envelopes,
+timeline events, outbox rows, outbound and inbound mail and external invoice PDFs with bulk INSERT … SELECT over generate_series (a recursive CTE on SQLite) —
 the generation is timed apart — and then times:
 
   * every rule's query (flows.gaps.RULES, one statement each) and all of them together
@@ -49,6 +49,7 @@ from closeloop.database import make_engine
 from flows.catalog import Sku
 from flows.catalog_file import read_catalog
 from flows.clock import ManualClock
+from flows.collections import CollectionsPolicy
 from flows.gap_states import evaluate_gaps, scan, tune
 from flows.gaps import RULES, GapPolicy
 from flows.ledger import Ledger
@@ -59,7 +60,8 @@ DEFAULT_PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 NOW = datetime(2026, 6, 1, 9, 0, tzinfo=timezone.utc)
 TARGETS = {"postgresql": 2.0, "sqlite": 1.0}  # seconds for all rules at the issue's sizes
 ISSUE_SIZE = {"postgresql": 1_000_000, "sqlite": 100_000}
-POLICY = GapPolicy()
+# the suspension rule needs a policy to apply (CLOSELOOP_SUSPEND_OVER=EUR=1000.00, 30 days)
+POLICY = GapPolicy(collections=CollectionsPolicy(suspend_over={"EUR": 100000}, suspend_after_days=30))
 
 
 # --- generating the ledger ----------------------------------------------------------------
@@ -95,6 +97,9 @@ class Sql:
     def qty(self, n: int) -> str:
         return str(n) if self.pg else f"'{n}'"
 
+    def blob(self) -> str:
+        return "CAST('' AS bytea)" if self.pg else "X''"
+
 
 # Deals by i % 1000, as in a healthy business: most bill; about 1 % each are quoted or
 # sent, a few sit in every other stage; 1 % of customers owe on a few invoices.
@@ -105,6 +110,7 @@ INVOICED = "(i % 1000 < 970 OR i % 1000 IN (992, 993))"
 LICENSED = "(i % 1000 < 970 OR i % 1000 = 993)"
 BILLING = "(i % 1000 < 970)"
 UNPAID = "(((i - 1) / 10) % 100 = 1 AND i % 3 = 0)"
+SENT = "(i % 1000 >= 980 AND i % 1000 < 990)"
 
 
 def statements(sql: Sql, seat: int, setup: int) -> list[tuple[str, str]]:
@@ -144,9 +150,11 @@ def statements(sql: Sql, seat: int, setup: int) -> list[tuple[str, str]]:
                      f"{sql.json('[]')}, CASE WHEN i % 1000 = 3 THEN 'suspended' ELSE 'active' END, "
                      f"{ago('i % 60')}, {ago('i % 60')} FROM {s} WHERE {LICENSED}"),
         ("subscriptions", f"{p}INSERT INTO subscriptions (id, deal_id, customer_id, sku_id, quantity, unit_amount, "
-                          f"tax_rate_bp, currency, interval, anchor, status, started_at) SELECT i, i, {customer}, "
-                          f"{seat}, {sql.qty(10)}, 4000, 2000, 'EUR', 'month', {day('i % 28')}, "
-                          f"CASE WHEN i % 1000 = 5 THEN 'cancelled' ELSE 'active' END, {ago('i % 28')} "
+                          f"tax_rate_bp, currency, interval, anchor, status, started_at, next_index, next_start) "
+                          f"SELECT i, i, {customer}, {seat}, {sql.qty(10)}, 4000, 2000, 'EUR', 'month', "
+                          f"{day('i % 28')}, CASE WHEN i % 1000 = 5 THEN 'cancelled' ELSE 'active' END, "
+                          f"{ago('i % 28')}, 1, CASE WHEN i % 1000 = 5 THEN NULL ELSE "
+                          f"{sql.plus_month(day('CASE WHEN i % 1000 = 7 THEN 40 ELSE i % 28 END'))} END "
                           f"FROM {s} WHERE {BILLING}"),
         ("subscription_periods", f"{p}INSERT INTO subscription_periods (id, subscription_id, \"index\", "
                                  f"start, \"end\", invoice_id) SELECT i, i, 0, "
@@ -155,8 +163,34 @@ def statements(sql: Sql, seat: int, setup: int) -> list[tuple[str, str]]:
                                  f"FROM {s} WHERE {BILLING}"),
         ("charges", f"{p}INSERT INTO charges (id, invoice_id, attempt, idempotency_key, amount, currency, status, "
                     f"gateway, created_at) SELECT i, i, CASE WHEN i % 200 = 1 THEN 4 ELSE 1 END, 'charge:' || i, "
-                    f"228000, 'EUR', CASE WHEN i % 1000 = 51 THEN 'unknown' ELSE 'failed' END, 'bench', {ago('1')} "
+                    f"228000, 'EUR', CASE WHEN i % 1000 = 15 THEN 'unknown' ELSE 'failed' END, 'bench', {ago('1')} "
                     f"FROM {s} WHERE {INVOICED} AND {UNPAID}"),
+        ("charge_plans", f"{p}INSERT INTO charge_plans (id, invoice_id, customer_id, gateway, status, attempts, "
+                         f"next_attempt_at, first_declined_at, last_code, updated_at) SELECT i, i, {customer}, "
+                         f"'bench', CASE WHEN i % 20 = 12 THEN 'exhausted' ELSE 'scheduled' END, 1, "
+                         f"CASE WHEN i % 20 = 12 THEN NULL ELSE {ago('-1')} END, {ago('1')}, 'card_declined', "
+                         f"{ago('1')} FROM {s} WHERE {INVOICED} AND {UNPAID}"),
+        ("signature_envelopes", f"{p}INSERT INTO signature_envelopes (id, deal_id, quote_version_id, provider, "
+                                f"status, requested_at, status_changed_at, signer_email) SELECT i, i, i, 'email', "
+                                f"CASE WHEN i % 1000 = 985 THEN 'expired' WHEN {SENT} THEN 'delivered' "
+                                f"ELSE 'completed' END, {ago('i % 60')}, {ago('i % 60')}, 'signer' || i || "
+                                f"'@example.com' FROM {s} WHERE i % 1000 >= 980 OR i % 1000 < 970"),
+        ("outbound_mail", f"{p}INSERT INTO outbound_mail (id, key, message_id, deal_id, template, recipients, "
+                          f"subject, status, error, created_at, sent_at) SELECT i, 'bench:m:' || i, "
+                          f"'<bench-out' || i || '@example.com>', i, 'invoice', {sql.json('[]')}, 'Invoice', "
+                          f"CASE WHEN i % 10000 = 9 THEN 'failed' ELSE 'sent' END, '', {ago('i % 30')}, "
+                          f"{ago('i % 30')} FROM {s} WHERE {INVOICED}"),
+        ("inbound_mail", f"{p}INSERT INTO inbound_mail (id, mailbox, role, uidvalidity, uid, message_id, "
+                         f"content_hash, raw, subject, kind, text, deal_id, status, reason, received_at) "
+                         f"SELECT i, 'INBOX', 'finance', 1, i, '<bench' || i || '@example.com>', 'h', {sql.blob()}, "
+                         f"'Re: invoice', 'reply', '', CASE WHEN i % 10000 = 3 THEN NULL ELSE i END, "
+                         f"CASE WHEN i % 10000 = 3 THEN 'triage' ELSE 'routed' END, '', {ago('i % 30')} "
+                         f"FROM {s} WHERE i % 10 = 3"),
+        ("external_invoices", f"{p}INSERT INTO external_invoices (id, source, number, gross, currency, status, "
+                              f"deal_id, match_reason, received_at) SELECT i, 'bench:x:' || i, 'AC-' || i, 228000, "
+                              f"'EUR', CASE WHEN i % 10000 = 5 THEN 'unmatched' ELSE 'matched' END, "
+                              f"CASE WHEN i % 10000 = 5 THEN NULL ELSE i END, 'bench', {ago('i % 30')} "
+                              f"FROM {s} WHERE i % 100 = 5"),
         ("events", f"{p}INSERT INTO events (id, uid, deal_id, customer_id, kind, actor, data, occurred_at) "
                    f"SELECT i + 100, 'bench' || i, i, {customer}, 'invoice.issued', 'closeloop', {sql.json('{}')}, "
                    f"{ago('(i * 37) % 150')} FROM {s} WHERE {INVOICED}"),
@@ -164,9 +198,6 @@ def statements(sql: Sql, seat: int, setup: int) -> list[tuple[str, str]]:
                    f"available_at, created_at, done_at) SELECT i, 'slack.deal_thread', 'deal:' || i, i, "
                    f"{sql.json('{}')}, 'bench:o:' || i, CASE WHEN i % 10000 = 7 THEN 'dead' ELSE 'done' END, 1, "
                    f"{ago('i % 30')}, {ago('i % 30')}, {ago('i % 30')} FROM {s} WHERE i % 10 = 7"),
-        ("inbound_events", f"{p}INSERT INTO inbound_events (id, source, external_id, received_at, triaged_at) "
-                           f"SELECT i, 'email', '<bench' || i || '@example.com>', {ago('i % 30')}, "
-                           f"CASE WHEN i % 10000 = 3 THEN NULL ELSE {ago('i % 30')} END FROM {s} WHERE i % 10 = 3"),
     ]
 
 

@@ -133,9 +133,6 @@ NOT_YET = {
     "email.send": "SMTP is not configured (set SMTP_HOST): the message is kept here, not sent",
     "slack.triage": "Slack is not configured: unmatched mail is listed by `closeloop mail triage`",
     "mail.signed_return": "signed-PDF verification is not available yet (the documents issue: parsers/signed_quote.py)",
-    "email.quote_reminder": "reminder emails are not available yet (the email issue)",
-    "email.check_in": "check-in emails are not available yet (the email issue)",
-    "billing.invoice_period": "invoicing a subscription period is not available yet (the billing issue)",
     "license.provision": "no provisioning webhook configured (set CLOSELOOP_LICENSE_WEBHOOK_URL and _SECRET)",
     "slack.alert": "Slack is not configured (set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET)",
 }

@@ -10,7 +10,7 @@ from adapters.file_sink import FileSink
 from adapters.pdf_render.company import Company
 from adapters.pdf_sandbox import run
 from closeloop.config import Settings
-from flows.documents import (QuoteDocument, aging_document, invoice_document, quote_document,
+from flows.documents import (QuoteDocument, aging_document, all_customers_aging_document, invoice_document, quote_document,
                              statement_document)
 from flows.errors import NotFound
 from flows.ledger import Ledger
@@ -59,6 +59,12 @@ def invoice_pdf(ledger: Ledger, company: Company, number: str) -> bytes:
 def aging_pdf(ledger: Ledger, company: Company, customer_id: int, today: date) -> bytes:
     from adapters.pdf_render.aging import render_aging
     return render_aging(ledger.read(aging_document, customer_id, today), company)
+
+
+def all_customers_aging_pdf(ledger: Ledger, company: Company, today: date) -> bytes:
+    """The company-wide aging report (the gap digest attaches it)."""
+    from adapters.pdf_render.aging import render_aging
+    return render_aging(ledger.read(all_customers_aging_document, today), company)
 
 
 def statement_pdf(ledger: Ledger, company: Company, customer_id: int, start: date, end: date) -> bytes:

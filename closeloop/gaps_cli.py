@@ -11,11 +11,10 @@ from typing import Any
 
 import click
 
-from adapters.gap_digest import GapDigestPoster, render_digest
 from adapters.gap_files import gap_dicts, gaps_csv
 from closeloop.bootstrap import Services, build
 from closeloop.config import load_settings
-from closeloop.gaps_wiring import digest_tick, gap_policy
+from closeloop.gaps_wiring import digest_poster, digest_tick, gap_policy
 from flows import finance_views as views
 from flows.errors import InvalidInput
 from flows.gap_digest import digest_data
@@ -135,9 +134,8 @@ def preview_digest(services: Services, folder: Path) -> list[Path]:
     policy, now = gap_policy(services.settings), services.ledger.clock.now()
     services.ledger.run(evaluate_gaps, policy)
     digest = services.ledger.read(digest_data, policy.today(now), now - timedelta(days=1), now, policy)
-    poster = GapDigestPoster(services.ledger, policy, client=None, channel=services.settings.slack_finance_channel,
-                             folder=folder)
-    return poster.write(render_digest(digest, policy.timezone))
+    poster = digest_poster(services, folder, slack=False)  # with the aging report PDF
+    return poster.write(poster.rendered(digest))
 
 
 @click.group()

@@ -20,18 +20,25 @@ log = logging.getLogger("closeloop.gaps")
 
 
 def gap_policy(settings: Settings) -> GapPolicy:
-    return GapPolicy(timezone=settings.timezone, overrides=parse_thresholds(settings.gap_thresholds))
+    from closeloop.money import collections_policy  # the same suspension policy collections applies
+
+    return GapPolicy(timezone=settings.timezone, overrides=parse_thresholds(settings.gap_thresholds),
+                     collections=collections_policy(settings))
 
 
 def digest_schedule(settings: Settings) -> DigestSchedule:
     return DigestSchedule.parse(settings.digest_time, settings.timezone)
 
 
-def digest_poster(services: Any) -> GapDigestPoster:
+def digest_poster(services: Any, folder: Any = None, *, slack: bool = True) -> GapDigestPoster:
+    from closeloop.documents import all_customers_aging_pdf, company_from
+
     settings = services.settings
-    client = slack_client(settings.slack_bot_token, settings.slack_api_url) if settings.slack_enabled else None
+    client = slack_client(settings.slack_bot_token, settings.slack_api_url) if slack and settings.slack_enabled else None
+    company = company_from(settings)
     return GapDigestPoster(services.ledger, gap_policy(settings), client=client,
-                           channel=settings.slack_finance_channel, folder=settings.outbox_dir)
+                           channel=settings.slack_finance_channel, folder=folder or settings.outbox_dir,
+                           aging_report=lambda day: all_customers_aging_pdf(services.ledger, company, day))
 
 
 def gap_routes(services: Any, retry: RetryPolicy) -> dict[str, Route]:

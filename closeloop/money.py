@@ -37,12 +37,16 @@ def build_money(settings: Settings, ledger: Ledger, gateway: PaymentGateway | No
         else:
             gateway = ManualGateway(settings.bank_details)
     charges = ChargePolicy(gateway=gateway.name, retry_days=parse_days(settings.charge_retry_days))
-    collections = CollectionsPolicy(
+    return MoneyServices(ledger, gateway, charges, collections_policy(settings), settings.stripe_webhook_secret)
+
+
+def collections_policy(settings: Settings) -> CollectionsPolicy:
+    """The one parse of the collections settings: collections and the gap rules read it."""
+    return CollectionsPolicy(
         reminder_days_before=settings.reminder_days_before, ladder=parse_days(settings.overdue_ladder),
         suspend_over=parse_thresholds(settings.suspend_over), suspend_after_days=settings.suspend_after_days,
         late_fee_percent=Decimal(settings.late_fee_percent) if settings.late_fee_percent else None,
         bank_details=settings.bank_details)
-    return MoneyServices(ledger, gateway, charges, collections, settings.stripe_webhook_secret)
 
 
 def money_routes(money: MoneyServices, retry: RetryPolicy) -> dict[str, Route]:

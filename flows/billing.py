@@ -38,9 +38,6 @@ class Subscription(Base):
     status: Mapped[SubscriptionStatus] = mapped_column(enum_column(SubscriptionStatus), index=True)
     started_at: Mapped[datetime]
     ends_on: Mapped[date | None]
-    # The end of its latest period, kept by a database trigger on subscription_periods
-    # (migration 0004_gaps), so "which subscription was not billed on" is an index range.
-    billed_through: Mapped[date | None] = mapped_column(index=True)
     # What the billing run reads, so it needs no join: the next period to bill (index and
     # start; NULL start: nothing more to bill), the terms and text of its invoices, a credit
     # from seat reductions to take off the next invoice, and how many invoices it got today.

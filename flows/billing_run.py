@@ -108,14 +108,15 @@ _DUE_COLUMNS = (_S.c.id, _S.c.deal_id, _S.c.customer_id, _S.c.sku_id, _S.c.quant
 _BILLABLE = (SubscriptionStatus.ACTIVE, SubscriptionStatus.CANCELLING)
 
 
-def bill_batch(tx: Tx, as_of: date, limit: int) -> BatchResult:
+def bill_batch(tx: Tx, as_of: date, limit: int, *, subscription_id: int | None = None) -> BatchResult:
     """One batch of due subscriptions, one period each (a subscription further behind
-    comes back in the next batch, up to the daily bound)."""
+    comes back in the next batch, up to the daily bound). With subscription_id, that
+    one only (the "issue invoice" button of a period-not-invoiced gap)."""
     connection = tx.session.connection()
-    rows = connection.execute(
-        select(*_DUE_COLUMNS)
-        .where(_S.c.status.in_(_BILLABLE), _S.c.next_start <= as_of)
-        .order_by(_S.c.id).limit(limit).with_for_update(skip_locked=True)).all()
+    due = select(*_DUE_COLUMNS).where(_S.c.status.in_(_BILLABLE), _S.c.next_start <= as_of)
+    if subscription_id is not None:
+        due = due.where(_S.c.id == subscription_id)
+    rows = connection.execute(due.order_by(_S.c.id).limit(limit).with_for_update(skip_locked=True)).all()
     result = BatchResult(seen=len(rows))
     if not rows:
         return result

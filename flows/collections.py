@@ -45,6 +45,11 @@ class CollectionsPolicy:
     late_fee_percent: Decimal | None = None           # charged once per invoice at the first overdue rung
     bank_details: str = "Bank transfer details: ask finance"  # the manual gateway's account text
 
+    def past_suspension(self, currency: str, amount: int, oldest_days: int) -> bool:
+        """The suspension policy, in one place (flows/gaps.py overdue_license_active says it in SQL)."""
+        limit = self.suspend_over.get(currency)
+        return limit is not None and amount >= limit and oldest_days >= self.suspend_after_days
+
 
 class DunningNotice(Base):
     """One row per (invoice, rung) sent — or skipped because a later rung was already due
@@ -270,9 +275,9 @@ def _apply_suspension_policy(tx: Tx, customer_id: int, as_of: date, policy: Coll
 
     suspended = 0
     for currency, (amount, oldest) in sorted(_overdue(tx, customer_id, as_of).items()):
-        limit = policy.suspend_over.get(currency)
-        if limit is None or amount < limit or oldest < policy.suspend_after_days:
+        if not policy.past_suspension(currency, amount, oldest):
             continue
+        limit = policy.suspend_over[currency]
         reason = (f"overdue {Money(amount, currency)} (policy: {Money(limit, currency)}), oldest invoice "
                   f"{oldest} days past due (policy: {policy.suspend_after_days})")
         for license in tx.session.scalars(select(License).where(

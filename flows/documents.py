@@ -189,6 +189,16 @@ def aging_document(session: Session, customer_id: int, today: date) -> AgingDocu
     return AgingDocument(_party(customer), customer.language, today, rows, totals)
 
 
+def all_customers_aging_document(session: Session, today: date, *, title: str = "All customers") -> AgingDocument:
+    """Every customer's open invoices by bucket: the aging report the daily gap digest attaches."""
+    view = aging(session, today, limit=10_000)
+    rows = tuple(AgingRow(i.number, i.issued_at.date() if i.issued_at else None, i.due_on, i.days_overdue,
+                          _bucket_of(i.days_overdue), i.balance.amount, i.balance.currency)
+                 for i in view.invoices.items)
+    totals = tuple((b.label, m.currency, m.amount) for b in view.buckets for m in b.totals)
+    return AgingDocument(Party(title, "", None), "en", today, rows, totals)
+
+
 def statement_document(session: Session, customer_id: int, start: date, end: date) -> StatementDocument:
     """Opening balance at `start`, every invoice and payment from `start` to `end`
     (inclusive), closing balance. One currency: the customer's."""
@@ -245,5 +255,5 @@ def _party(customer: Customer, contact: str | None = None, email: str | None = N
 
 
 __all__ = ["AgingDocument", "AgingRow", "DocumentLine", "InvoiceDocument", "Party", "QuoteDocument",
-           "StatementDocument", "StatementEntry", "aging_document", "customer_named", "invoice_document",
+           "StatementDocument", "StatementEntry", "aging_document", "all_customers_aging_document", "customer_named", "invoice_document",
            "quote_document", "statement_document"]

@@ -95,14 +95,16 @@ class VendorUsage(Base):
 # prints the plans). Declared here, beside the rules that use them.
 def _ledger_indexes() -> None:
     from flows.deals import Deal
+    from flows.esign import DocuSignEnvelope
     from flows.invoices import Invoice, InvoiceLine
     from flows.parties import Contact
     from flows.timeline import Event
     from flows.inbox import InboundEvent
 
     Index("ix_deals_stage_stage_changed_at", Deal.stage, Deal.stage_changed_at)
+    Index("ix_docusign_envelopes_verdict", DocuSignEnvelope.verdict)  # signature-failed: the refused few
     Index("ix_invoices_status_due_on", Invoice.status, Invoice.due_on)
-    # subscriptions.billed_through (flows/billing.py) has its own index, kept by a trigger
+    # period-not-invoiced reads the billing run's ix_subscriptions_due (status, next_start)
     Index("ix_invoice_lines_sku_id_period_start", InvoiceLine.sku_id, InvoiceLine.period_start)
     Index("ix_contacts_bounced_at", Contact.bounced_at)
     Index("ix_events_customer_id_occurred_at", Event.customer_id, Event.occurred_at)

@@ -21,20 +21,24 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import (BigInteger, Boolean, ColumnElement, Numeric, String, and_, cast, exists, func, literal, null,
-                        or_, select, union_all)
+from sqlalchemy import (BigInteger, Boolean, ColumnElement, Numeric, String, and_, case, cast, exists, false, func,
+                        literal, null, or_, select, union_all)
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql import Select
 
-from flows.billing import Charge, ChargeStatus, Subscription, SubscriptionPeriod, SubscriptionStatus
+from flows.billing import Charge, ChargeStatus, Subscription, SubscriptionStatus
 from flows.catalog import Sku, SkuKind
-from flows.deals import Deal, Stage
+from flows.charges import ChargePlan, PlanStatus
+from flows.collections import CollectionsPolicy
+from flows.deals import Deal, EnvelopeStatus, SignatureEnvelope, Stage
 from flows.errors import InvalidInput
+from flows.esign import DocuSignEnvelope
+from flows.external_invoices import ExternalInvoiceRecord, ExternalInvoiceStatus
 from flows.gap_models import VendorUsage
-from flows.inbox import InboundEvent
 from flows.invoices import Invoice, InvoiceLine, InvoiceStatus
 from flows.licenses import License, LicenseStatus
+from flows.mail import InboundMail, MailStatus, OutboundMail, OutboundStatus
 from flows.money import line_net, round_half_up
 from flows.outbox import OutboxMessage, OutboxStatus
 from flows.parties import Contact, Customer
@@ -48,9 +52,18 @@ REMIND, INVOICE, SUSPEND, REINSTATE = "remind", "invoice", "suspend", "reinstate
 # Timeline kinds that count as being in touch with a customer. The email issue records
 # "email.sent" / "email.received" with the customer's id: that is the contract.
 CONTACT_KINDS = ("quote.sent", "invoice.issued", "invoice.resent", "statement.requested", "payment.recorded",
-                 "email.sent", "email.received", "customer.contacted", "gap.reminder_requested")
-# inbound_events sources that must be matched to a deal (or triaged) by their handler
-TRIAGED_SOURCES = ("email", "invoice_pdf")
+                 "email.sent", "email.received", "customer.contacted", "gap.reminder_requested",
+                 # what the email and collections flows record (flows/mail.py, flows/collections.py)
+                 "mail.sent", "mail.reply_sent", "payment.claimed", "collections.reminder_sent",
+                 "collections.overdue_sent")
+# inbound mail a person must look at (flows/mail.py: matched to no deal, or its route raised)
+UNMATCHED_MAIL = (MailStatus.TRIAGE, MailStatus.FAILED)
+# outbound mail that failed for good (flows/mail.py: 5xx / refused, or a permanent bounce)
+FAILED_MAIL = (OutboundStatus.FAILED, OutboundStatus.BOUNCED)
+# signature requests that ended without a signature (flows/esign.py, flows/steps.py)
+FAILED_ENVELOPES = (EnvelopeStatus.DECLINED, EnvelopeStatus.VOIDED, EnvelopeStatus.EXPIRED)
+# the suspension rule's threshold is the collections policy's, not a gap threshold of its own
+SUSPENSION_RULE = "overdue-license-active"
 COLUMNS = ("entity_id", "customer_id", "deal_id", "owner", "amount", "currency", "since", "ref", "extra")
 
 
@@ -59,6 +72,7 @@ class Context:
     now: datetime
     today: date           # in the company's time zone
     threshold: int
+    collections: CollectionsPolicy = CollectionsPolicy()  # the suspension policy (flows/collections.py)
 
 
 @dataclass(frozen=True)
@@ -86,24 +100,31 @@ class GapPolicy:
 
     timezone: str = "UTC"
     overrides: Mapping[str, int] = field(default_factory=dict)
+    # CLOSELOOP_SUSPEND_OVER / _AFTER_DAYS, parsed once (closeloop/money.py collections_policy)
+    collections: CollectionsPolicy = CollectionsPolicy()
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.overrides) - set(RULES_BY_NAME))
         if unknown:
             raise InvalidInput(f"unknown gap rule(s) {', '.join(unknown)} in the thresholds; "
                                f"rules: {', '.join(RULES_BY_NAME)}")
+        if SUSPENSION_RULE in self.overrides:
+            raise InvalidInput(f"{SUSPENSION_RULE} follows the suspension policy: set CLOSELOOP_SUSPEND_AFTER_DAYS "
+                               "and CLOSELOOP_SUSPEND_OVER, not a gap threshold")
         for name, value in self.overrides.items():
             if type(value) is not int or value < 0:
                 raise InvalidInput(f"the threshold of {name} must be a whole number >= 0")
 
     def threshold(self, rule: Rule) -> int:
+        if rule.name == SUSPENSION_RULE:
+            return self.collections.suspend_after_days
         return self.overrides.get(rule.name, rule.threshold)
 
     def today(self, now: datetime) -> date:
         return now.astimezone(ZoneInfo(self.timezone)).date()
 
     def context(self, rule: Rule, now: datetime) -> Context:
-        return Context(now, self.today(now), self.threshold(rule))
+        return Context(now, self.today(now), self.threshold(rule), self.collections)
 
     def start_of(self, day: date) -> datetime:
         return datetime.combine(day, time(), ZoneInfo(self.timezone))
@@ -203,6 +224,31 @@ def quote_expiring(ctx: Context) -> Select[Any]:
                    QuoteVersion.valid_until <= ctx.today + timedelta(days=ctx.threshold)))
 
 
+def signature_failed(ctx: Context) -> Select[Any]:
+    # The deal's latest envelope ended without a signature (declined, voided, expired), or
+    # DocuSign completed it but our verification did not accept the signed PDF, and the
+    # quote is still open: nobody sent it again or closed the deal. Driven by the rare
+    # ended statuses of signature_envelopes.status; resolves with a newer envelope or a
+    # stage change (signed, declined, expired, lost).
+    newer = aliased(SignatureEnvelope)
+    superseded = exists(select(newer.id).where(newer.deal_id == SignatureEnvelope.deal_id,
+                                               newer.id > SignatureEnvelope.id))
+
+    def failed(*where: Any) -> Select[Any]:
+        return (select(*_row(SignatureEnvelope.id, Deal.customer_id, Deal.id, Deal.owner, Deal.amount, Deal.currency,
+                             SignatureEnvelope.status_changed_at, Quote.number,
+                             SignatureEnvelope.provider + _text(" ") + cast(SignatureEnvelope.status, String)))
+                .join(Deal, Deal.id == SignatureEnvelope.deal_id).join(Quote, Quote.deal_id == Deal.id)
+                .where(*where, Deal.stage.in_((Stage.QUOTED, Stage.SENT)), ~superseded,
+                       SignatureEnvelope.status_changed_at <= ctx.now - timedelta(hours=ctx.threshold)))
+    ended = failed(selective(SignatureEnvelope.status.in_(FAILED_ENVELOPES)))
+    # completed is the common status: driven from the few refused verdicts instead
+    refused = (failed(SignatureEnvelope.status == EnvelopeStatus.COMPLETED)
+               .join(DocuSignEnvelope, DocuSignEnvelope.signature_envelope_id == SignatureEnvelope.id)
+               .where(selective(DocuSignEnvelope.verdict.in_(("rejected", "needs_review")))))
+    return union_all(ended, refused)  # type: ignore[return-value]
+
+
 def signed_not_won(ctx: Context) -> Select[Any]:
     return (select(*_deal_row(ctx, _text(ADMIN))).join(Quote, Quote.deal_id == Deal.id)
             .where(_stuck(Stage.SIGNED, ctx, "hours")))
@@ -241,22 +287,18 @@ def license_without_subscription(ctx: Context) -> Select[Any]:
 
 
 def period_not_invoiced(ctx: Context) -> Select[Any]:
-    # Two halves, each an index range: (a) a period that started N days ago or more has no
-    # invoice (a NULL invoice_id); (b) the latest period (subscriptions.billed_through, kept
-    # by a trigger on the periods) ended N days ago or more: the next one was never opened.
+    # subscriptions.next_start is the start of the next period to bill, kept by the billing
+    # run (flows/billing_run.py) and start_billing: the previous period ended then, and a
+    # subscription still due N days later got no invoice. The run's own index
+    # ix_subscriptions_due (status, next_start) is the range.
     cutoff = ctx.today - timedelta(days=ctx.threshold)
-    running = and_(Subscription.status.in_((SubscriptionStatus.ACTIVE, SubscriptionStatus.CANCELLING)),
-                   or_(Subscription.ends_on.is_(None), Subscription.ends_on > ctx.today))
-    columns = _row(Subscription.id, Subscription.customer_id, Subscription.deal_id, _text(FINANCE),
-                   Subscription.unit_amount, Subscription.currency, func.coalesce(Subscription.billed_through,
-                   Subscription.anchor), Sku.code, Subscription.quantity)
-    unbilled = (select(*columns).select_from(SubscriptionPeriod)
-                .join(Subscription, Subscription.id == SubscriptionPeriod.subscription_id)
-                .join(Sku, Sku.id == Subscription.sku_id)
-                .where(SubscriptionPeriod.invoice_id.is_(None), SubscriptionPeriod.start <= cutoff, running))
-    behind = or_(Subscription.billed_through.is_(None), Subscription.billed_through <= cutoff)
-    not_opened = select(*columns).join(Sku, Sku.id == Subscription.sku_id).where(behind, running)
-    return union_all(unbilled, not_opened)  # type: ignore[return-value]
+    return (select(*_row(Subscription.id, Subscription.customer_id, Subscription.deal_id, _text(FINANCE),
+                         Subscription.unit_amount, Subscription.currency, Subscription.next_start, Sku.code,
+                         Subscription.quantity))
+            .join(Sku, Sku.id == Subscription.sku_id)
+            .where(Subscription.status.in_((SubscriptionStatus.ACTIVE, SubscriptionStatus.CANCELLING)),
+                   Subscription.next_start <= cutoff,
+                   or_(Subscription.ends_on.is_(None), Subscription.next_start < Subscription.ends_on)))
 
 
 def invoice_overdue(ctx: Context) -> Select[Any]:
@@ -267,14 +309,16 @@ def invoice_overdue(ctx: Context) -> Select[Any]:
 
 
 def charge_retries_exhausted(ctx: Context) -> Select[Any]:
-    exhausted = exists(select(Charge.id).where(Charge.invoice_id == Invoice.id, Charge.status == ChargeStatus.FAILED,
-                                               Charge.attempt >= ctx.threshold))
-    still_trying = exists(select(Charge.id).where(
-        Charge.invoice_id == Invoice.id,
-        Charge.status.in_((ChargeStatus.PENDING, ChargeStatus.UNKNOWN, ChargeStatus.SUCCEEDED))))
+    # The charge plan (flows/charges.py) gave up: soft declines used every retry, or a hard
+    # decline that needs another card, N hours ago or more, and the invoice is still owed.
+    # Resolves when the invoice is paid (any way) or the plan is scheduled again.
     return (select(*_row(Invoice.id, Invoice.customer_id, Invoice.deal_id, _text(FINANCE), _balance(),
-                         Invoice.currency, Invoice.issued_at, Invoice.number))
-            .where(Invoice.status == InvoiceStatus.ISSUED, _balance() > 0, exhausted, ~still_trying))
+                         Invoice.currency, ChargePlan.updated_at, Invoice.number,
+                         cast(ChargePlan.status, String) + _text(" ") + func.coalesce(ChargePlan.last_code, "")))
+            .select_from(ChargePlan).join(Invoice, Invoice.id == ChargePlan.invoice_id)
+            .where(selective(ChargePlan.status.in_((PlanStatus.EXHAUSTED, PlanStatus.HARD_DECLINED))),
+                   ChargePlan.updated_at <= ctx.now - timedelta(hours=ctx.threshold),
+                   Invoice.status == InvoiceStatus.ISSUED, _balance() > 0))
 
 
 def charge_outcome_unknown(ctx: Context) -> Select[Any]:
@@ -286,11 +330,18 @@ def charge_outcome_unknown(ctx: Context) -> Select[Any]:
 
 
 def overdue_license_active(ctx: Context) -> Select[Any]:
+    # The collections policy (flows/collections.py CollectionsPolicy.past_suspension): per
+    # customer and currency, the overdue balance is at least suspend_over[currency] and the
+    # oldest overdue invoice is suspend_after_days (the threshold) past due. No amount for a
+    # currency: never suspended, so never a gap.
+    limits = ctx.collections.suspend_over
     overdue = (select(Invoice.customer_id.label("customer_id"), Invoice.currency.label("currency"),
                       func.sum(_balance()).label("owed"), func.min(Invoice.due_on).label("oldest"))
-               .where(Invoice.status == InvoiceStatus.ISSUED, _balance() > 0,
-                      Invoice.due_on <= ctx.today - timedelta(days=ctx.threshold))
-               .group_by(Invoice.customer_id, Invoice.currency).subquery())
+               .where(Invoice.status == InvoiceStatus.ISSUED, _balance() > 0, Invoice.due_on < ctx.today)
+               .group_by(Invoice.customer_id, Invoice.currency)
+               .having(func.min(Invoice.due_on) <= ctx.today - timedelta(days=ctx.threshold),
+                       func.sum(_balance()) >= case(limits, value=Invoice.currency) if limits else false())
+               .subquery())
     return (select(*_row(License.id, License.customer_id, License.deal_id, _text(FINANCE),
                          cast(overdue.c.owed, BigInteger), overdue.c.currency, overdue.c.oldest, License.product))
             .select_from(overdue).join(License, License.customer_id == overdue.c.customer_id)
@@ -331,11 +382,39 @@ def outbox_dead(ctx: Context) -> Select[Any]:
                    OutboxMessage.created_at <= ctx.now - timedelta(minutes=ctx.threshold)))
 
 
+def mail_failed(ctx: Context) -> Select[Any]:
+    # An email refused for good (5xx, refused recipients) or bounced permanently
+    # (flows/mail.py), with no later message of the same template to the deal sent since.
+    later = aliased(OutboundMail)
+    resent = exists(select(later.id).where(later.deal_id == OutboundMail.deal_id, later.template == OutboundMail.template,
+                                           later.id > OutboundMail.id, later.status == OutboundStatus.SENT))
+    return (select(*_row(OutboundMail.id, Deal.customer_id, OutboundMail.deal_id,
+                         func.coalesce(Deal.owner, _text(ADMIN)), null(), null(), OutboundMail.created_at,
+                         OutboundMail.subject, func.substr(OutboundMail.error, 1, 200)))
+            .outerjoin(Deal, Deal.id == OutboundMail.deal_id)
+            .where(selective(OutboundMail.status.in_(FAILED_MAIL)), ~resent,
+                   OutboundMail.created_at <= ctx.now - timedelta(minutes=ctx.threshold)))
+
+
 def inbound_unmatched(ctx: Context) -> Select[Any]:
-    return (select(*_row(InboundEvent.id, null(), null(), _text(FINANCE), null(), null(), InboundEvent.received_at,
-                         InboundEvent.external_id, InboundEvent.source))
-            .where(InboundEvent.triaged_at.is_(None), InboundEvent.source.in_(TRIAGED_SOURCES),
-                   InboundEvent.received_at <= ctx.now - timedelta(hours=ctx.threshold)))
+    # Mail in triage (flows/mail.py: matched to no deal) or whose route failed, until a
+    # person routes, ignores or links it (its status changes).
+    return (select(*_row(InboundMail.id, null(), InboundMail.deal_id, _text(FINANCE), null(), null(),
+                         InboundMail.received_at, func.substr(InboundMail.subject, 1, 120),
+                         func.coalesce(InboundMail.from_address, "") + _text(": ")
+                         + func.substr(InboundMail.reason, 1, 160)))
+            .where(selective(InboundMail.status.in_(UNMATCHED_MAIL)),
+                   InboundMail.received_at <= ctx.now - timedelta(hours=ctx.threshold)))
+
+
+def invoice_pdf_unmatched(ctx: Context) -> Select[Any]:
+    # External accounting mode: an invoice PDF the accounting system mailed that matched no
+    # deal (flows/external_invoices.py keeps it with status 'unmatched').
+    return (select(*_row(ExternalInvoiceRecord.id, null(), null(), _text(FINANCE), ExternalInvoiceRecord.gross,
+                         ExternalInvoiceRecord.currency, ExternalInvoiceRecord.received_at,
+                         ExternalInvoiceRecord.number, func.coalesce(ExternalInvoiceRecord.customer_name, "")))
+            .where(selective(ExternalInvoiceRecord.status == ExternalInvoiceStatus.UNMATCHED),
+                   ExternalInvoiceRecord.received_at <= ctx.now - timedelta(hours=ctx.threshold)))
 
 
 def contact_bouncing(ctx: Context) -> Select[Any]:
@@ -390,6 +469,9 @@ RULES: tuple[Rule, ...] = (
          REP, "deal", 7, "days", quote_unsigned, REMIND),
     Rule("quote-expiring", "Quote expiring", "Quote not signed yet whose validity ends within N days (or has "
          "ended without the quote being expired).", REP, "deal", 3, "days", quote_expiring, REMIND),
+    Rule("signature-failed", "Signature failed", "Signature request declined, voided or expired (or its signed PDF "
+         "not accepted) N hours ago or more while the quote is still open, and not sent again.", REP, "envelope", 1,
+         "hours", signature_failed),
     Rule("signed-not-won", "Signed, not won", "Signature verified N hours ago or more but the deal is not won: "
          "the pipeline stopped.", ADMIN, "deal", 1, "hours", signed_not_won),
     Rule("won-not-invoiced", "Won, not invoiced", "Deal won N hours ago or more with no invoice issued.",
@@ -399,19 +481,20 @@ RULES: tuple[Rule, ...] = (
     Rule("license-no-subscription", "License, no subscription", "Active license for a recurring SKU with no "
          "active subscription: billing never started (N hours after licensing) or the subscription was cancelled "
          "or parked.", FINANCE, "license", 1, "hours", license_without_subscription),
-    Rule("period-not-invoiced", "Period not invoiced", "Active subscription with a billing period that started N "
-         "days ago or more without an invoice, or whose last period ended N days ago or more with no next period "
-         "opened.", FINANCE, "subscription", 0, "days", period_not_invoiced, INVOICE, _period_fee),
+    Rule("period-not-invoiced", "Period not invoiced", "Active subscription whose billing period ended N days ago "
+         "or more with no invoice for the next one (subscriptions.next_start, kept by the billing run).", FINANCE,
+         "subscription", 1, "days", period_not_invoiced, INVOICE, _period_fee),
     Rule("invoice-overdue", "Invoice overdue", "Issued invoice with an open balance N days or more past its due "
          "date (listed by aging bucket).", FINANCE, "invoice", 1, "days", invoice_overdue, REMIND, _overdue_bucket),
-    Rule("charge-retries-exhausted", "Charge retries exhausted", "Unpaid invoice whose card charge failed on "
-         "attempt N or later, with no attempt pending.", FINANCE, "invoice", 4, "attempts",
-         charge_retries_exhausted, REMIND),
+    Rule("charge-retries-exhausted", "Charge retries exhausted", "Unpaid invoice whose card charges stopped N "
+         "hours ago or more: every retry declined, or a hard decline that needs another card.", FINANCE, "invoice",
+         0, "hours", charge_retries_exhausted, REMIND),
     Rule("charge-outcome-unknown", "Charge outcome unknown", "Charge whose outcome has been unknown for N minutes "
          "or more: the reconciler must ask the gateway (never charge again).", ADMIN, "charge", 60, "minutes",
          charge_outcome_unknown),
-    Rule("overdue-license-active", "Overdue, license active", "Customer owes on invoices N days or more past due "
-         "(the suspension policy) and still has an active license.", FINANCE, "license", 30, "days",
+    Rule("overdue-license-active", "Overdue, license active", "Customer owes at least the suspension amount "
+         "(CLOSELOOP_SUSPEND_OVER) with an invoice N days or more past due (CLOSELOOP_SUSPEND_AFTER_DAYS) and still "
+         "has an active license.", FINANCE, "license", 30, "days",
          overdue_license_active, SUSPEND),
     Rule("suspended-but-paid", "Suspended though paid", "License suspended N hours ago or more although the "
          "customer owes nothing.", FINANCE, "license", 1, "hours", suspended_but_paid, REINSTATE),
@@ -421,11 +504,16 @@ RULES: tuple[Rule, ...] = (
     Rule("outbox-dead", "Message failed for good", "Outbound message (Slack, email, e-signature, charge…) that "
          "failed for good, dead-lettered N minutes ago or more.", ADMIN, "outbox message", 0, "minutes",
          outbox_dead),
-    Rule("inbound-unmatched", "Inbound not matched", "Inbound email or invoice PDF received N hours ago or more "
-         "and not matched to a deal (its handler sets inbound_events.triaged_at, with deal_id when matched).",
-         FINANCE, "inbound event", 1, "hours", inbound_unmatched),
+    Rule("mail-failed", "Email failed", "Email refused for good or bounced permanently N minutes ago or more, "
+         "and no later email of its kind sent to the deal.", REP, "outbound mail", 0, "minutes", mail_failed),
+    Rule("inbound-unmatched", "Inbound not matched", "Inbound email received N hours ago or more that matched no "
+         "deal (or whose handling failed) and that nobody has routed yet (closeloop mail triage).", FINANCE,
+         "inbound mail", 1, "hours", inbound_unmatched),
+    Rule("invoice-pdf-unmatched", "Invoice PDF not matched", "Invoice PDF from the accounting system received N "
+         "hours ago or more that matched no deal (external invoicing).", FINANCE, "external invoice", 1, "hours",
+         invoice_pdf_unmatched),
     Rule("contact-bouncing", "Contact bouncing", "Contact whose mail bounces for good (contacts.bounced_at, set "
-         "by the email issue's bounce handling) for N hours or more.", REP, "contact", 0, "hours",
+         "by flows/mail.py when a permanent delivery report comes back) for N hours or more.", REP, "contact", 0, "hours",
          contact_bouncing, None, _bounce_role),
     Rule("customer-not-contacted", "Customer not contacted", "Customer with an active subscription and no "
          "contact either way (quote, invoice, statement, email sent or received) for N days.", REP, "customer",

@@ -51,8 +51,7 @@ def overdue_with_active_license(session: Session, as_of: date, policy: Collectio
             totals[(invoice.customer_id, invoice.currency)] = (total + invoice.balance,
                                                                 max(oldest, (as_of - invoice.due_on).days))
     for (customer_id, currency), (amount, oldest) in sorted(totals.items()):
-        limit = policy.suspend_over.get(currency)
-        if limit is None or amount < limit or oldest < policy.suspend_after_days:
+        if not policy.past_suspension(currency, amount, oldest):
             continue
         active = session.scalars(select(License.id).where(License.customer_id == customer_id,
                                                           License.status == LicenseStatus.ACTIVE)).all()

@@ -32,6 +32,14 @@ def digests(ledger) -> tuple[int, int]:
                                            .where(OutboxMessage.kind == DIGEST_KIND))))
 
 
+def pdf_text(data: bytes) -> str:
+    import io
+
+    import pdfplumber
+    with pdfplumber.open(io.BytesIO(data)) as pdf:
+        return "\n".join(page.extract_text() or "" for page in pdf.pages)
+
+
 def test_two_ticks_at_once_queue_one_digest_which_is_posted_with_its_files(slack_settings, clock, slack_api):
     first, second = build(slack_settings, clock), build(slack_settings, clock)
     try:
@@ -60,12 +68,13 @@ def test_two_ticks_at_once_queue_one_digest_which_is_posted_with_its_files(slack
         text = str(blocks)
         assert "Completeness digest — 2026-03-10" in text and "Won, not invoiced" in text
         assert [c.args["filename"] for c in slack_api.of("files.getUploadURLExternal")] == [
-            "gap-aging-2026-03-10.png", "gaps-2026-03-10.csv"]
+            "gap-aging-2026-03-10.png", "gaps-2026-03-10.csv", "aging-2026-03-10.pdf"]
         uploads = slack_api.of("upload")
         assert uploads[0].args["data"][:8] == b"\x89PNG\r\n\x1a\n" and b"won-not-invoiced" in uploads[1].args["data"]
+        report = pdf_text(uploads[2].args["data"])  # the all-customers aging report, rendered and read back
+        assert "Aging report" in report and "All customers" in report
         done = slack_api.of("files.completeUploadExternal")[0].args
-        assert done["thread_ts"].startswith("1700000000.") and "aging report PDF is not available yet" in \
-            done["initial_comment"]
+        assert done["thread_ts"].startswith("1700000000.") and "aging report (PDF)" in done["initial_comment"]
     finally:
         first.close()
         second.close()

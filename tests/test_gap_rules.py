@@ -14,18 +14,22 @@ from typing import Any
 import pytest
 from sqlalchemy import event, select, update
 
-from flows.billing import Charge, ChargeStatus, Subscription, SubscriptionPeriod
+from flows.billing import Charge, ChargeStatus, Subscription
+from flows.billing_run import run_billing
 from flows.catalog import Interval, Sku, SkuKind, SkuPrice
-from flows.deals import Deal, Stage
+from flows.charges import ChargePlan, PlanStatus
+from flows.collections import CollectionsPolicy
+from flows.deals import Deal, EnvelopeStatus, SignatureEnvelope, Stage
 from flows.errors import InvalidInput
 from flows.finance import record_payment, reinstate_license, suspend_license
 from flows.gap_actions import act_on_gap
 from flows.gap_models import GapState, VendorUsage
 from flows.gap_states import evaluate_gaps, list_gaps, snooze_gap
 from flows.gaps import RULES, GapPolicy
-from flows.inbox import InboundEvent, claim
+from flows.external_invoices import ExternalInvoice, ExternalInvoiceRecord, ExternalInvoiceStatus, link_external_invoice
 from flows.invoices import Invoice, InvoiceLine, InvoiceStatus
 from flows.licenses import License
+from flows.mail import InboundMail, MailStatus, flag_contact, mark_failed, mark_sent, queue_email
 from flows.outbox import OutboxMessage, OutboxStatus
 from flows.parties import Contact
 from flows.steps import (LineRequest, issue_invoice, issue_license, record_signature, start_billing, void_quote,
@@ -34,7 +38,8 @@ from flows.timeline import Event
 from flows.usage import UsageLine, record_vendor_usage
 from tests.factories import deal_at, quoted_deal, seed
 
-POLICY = GapPolicy()
+# The suspension policy the collections run applies (CLOSELOOP_SUSPEND_OVER=EUR=2280.00, _AFTER_DAYS=30)
+POLICY = GapPolicy(collections=CollectionsPolicy(suspend_over={"EUR": 228000}, suspend_after_days=30))
 SECOND = timedelta(seconds=1)
 
 
@@ -85,6 +90,9 @@ class Case:
     fires_at_threshold: bool = True
     past: Callable[[World], None] | None = None
     amount: int | None = None               # at stake, when the case knows it
+
+
+H, D = timedelta(hours=1), timedelta(days=1)
 
 
 def _later(delta: timedelta) -> tuple[Callable[[World], None], Callable[[World], None]]:
@@ -138,10 +146,27 @@ def charges(w: World, attempts: range, status: ChargeStatus) -> None:
                                         created_at=w.clock.now()) for n in attempts]))
 
 
-def failed_three_times(w: World) -> int:
+def plan(status: PlanStatus) -> Callable[..., None]:
+    """The charge plan of w.ref["invoice"] (flows/charges.py), in `status` as of now."""
+    def set_status(w: World, *_: Any) -> None:
+        invoice = w.ref["invoice"]
+
+        def write(session: Any) -> None:
+            row = session.scalar(select(ChargePlan).where(ChargePlan.invoice_id == invoice.id))
+            if row is None:
+                row = ChargePlan(invoice_id=invoice.id, customer_id=invoice.customer_id, gateway="stripe",
+                                 attempts=0, status=status, updated_at=w.clock.now())
+                session.add(row)
+            row.status, row.updated_at, row.last_code = status, w.clock.now(), "insufficient_funds"
+        w.write(write)
+    return set_status
+
+
+def card_plan_in_flight(w: World) -> int:
     deal_id = deal_at(w.ledger, w.customer, Stage.INVOICED)
-    w.ref["invoice"] = w.invoice(deal_id)
+    w.ref.update(invoice=w.invoice(deal_id), deal=deal_id)
     charges(w, range(1, 4), ChargeStatus.FAILED)
+    plan(PlanStatus.IN_FLIGHT)(w)
     return w.ref["invoice"].id
 
 
@@ -157,17 +182,13 @@ def unknown_charge(w: World) -> int:
 def unperiodic(w: World) -> int:
     deal_id = deal_at(w.ledger, w.customer, Stage.BILLING_ACTIVE)
     sub = w.read(lambda s: s.scalar(select(Subscription).where(Subscription.deal_id == deal_id)))
-    end = w.read(lambda s: s.scalar(select(SubscriptionPeriod.end).where(SubscriptionPeriod.subscription_id == sub.id)))
-    w.ref.update(fires=w.day(end), sub=sub, end=end, deal=deal_id)
+    w.ref.update(fires=w.day(sub.next_start + timedelta(days=1)), sub=sub, deal=deal_id)
     w.at(w.ref["fires"] - SECOND)
     return sub.id
 
 
-def next_period(w: World, sub_id: int) -> None:
-    invoice_id = w.invoice(w.ref["deal"]).id
-    end = w.ref["end"]
-    w.write(lambda s: s.add(SubscriptionPeriod(subscription_id=sub_id, index=1, start=end,
-                                               end=end + timedelta(days=30), invoice_id=invoice_id)))
+def bill_the_period(w: World, sub_id: int) -> None:
+    assert run_billing(w.ledger).invoices == 1
 
 
 def overdue_invoice(w: World) -> int:
@@ -231,21 +252,80 @@ def set_outbox(status: OutboxStatus) -> Callable[..., None]:
         OutboxMessage.idempotency_key == "test:dead").values(status=status)))
 
 
-def inbound_email(w: World) -> int:
-    w.write(lambda s: claim(s, "email", "<m1@acme.example>", w.clock.now()))
-    w.write(lambda s: claim(s, "slack", "Ev1", w.clock.now()))  # no triage expected for these
+def queued_mail(w: World) -> int:
+    deal_id = deal_at(w.ledger, w.customer, Stage.SENT)
+    w.ref["deal"] = deal_id
+    w.ref["message"] = w.ledger.run(queue_email, key="test:welcome", deal_id=deal_id, to=["ada@acme.example"],
+                                    template="message", locale="en", subject="Welcome", context={})
+    return w.read(lambda s: _outbound_id(s, "test:welcome"))
+
+
+def _outbound_id(session: Any, key: str) -> int:
+    from flows.mail import OutboundMail
+    return session.scalar(select(OutboundMail.id).where(OutboundMail.key == key))
+
+
+def refuse_mail(w: World) -> None:
+    w.ledger.run(mark_failed, w.ref["message"], error="550 5.1.1 no such user", refused={"ada@acme.example": "550"})
+
+
+def send_again(w: World, _: int) -> None:
+    again = w.ledger.run(queue_email, key="test:welcome-2", deal_id=w.ref["deal"], to=["ada.l@acme.example"],
+                         template="message", locale="en", subject="Welcome", context={})
+    w.ledger.run(mark_sent, again, relay="primary")
+
+
+def triaged_mail(w: World) -> int:
+    def add(session: Any) -> int:
+        mail = InboundMail(mailbox="INBOX", role="finance", uidvalidity=1, uid=7, message_id="<m1@acme.example>",
+                           content_hash="0" * 64, raw=b"", from_address="someone@elsewhere.example",
+                           subject="Invoice question", kind="reply", text="which invoice?",
+                           status=MailStatus.TRIAGE, reason="no deal matched", received_at=w.clock.now())
+        session.add(mail)
+        session.flush()
+        return mail.id
+    mail_id = w.write(add)
     w.t0 = w.clock.now()
     w.at(w.t0 + timedelta(hours=1) - SECOND)
-    return w.read(lambda s: s.scalar(select(InboundEvent.id).where(InboundEvent.source == "email")))
+    return mail_id
 
 
-def triage(w: World, entity_id: int) -> None:
-    w.write(lambda s: s.execute(update(InboundEvent).where(InboundEvent.id == entity_id)
-                                .values(triaged_at=w.clock.now())))
+def route_mail(w: World, mail_id: int) -> None:
+    w.write(lambda s: s.execute(update(InboundMail).where(InboundMail.id == mail_id).values(status=MailStatus.ROUTED)))
+
+
+def unmatched_invoice_pdf(w: World) -> int:
+    link = w.ledger.run(link_external_invoice, ExternalInvoice(source="<x1@acct.example>/INV-77.pdf", number="AC-77",
+                                                               customer_name="Nobody We Know", gross=12300,
+                                                               currency="EUR"))
+    assert link.deal_id is None
+    w.t0 = w.clock.now()
+    w.at(w.t0 + timedelta(hours=1) - SECOND)
+    return link.record_id
+
+
+def match_invoice_pdf(w: World, record_id: int) -> None:
+    w.write(lambda s: s.execute(update(ExternalInvoiceRecord).where(ExternalInvoiceRecord.id == record_id)
+                                .values(status=ExternalInvoiceStatus.MATCHED)))
+
+
+def ended_envelope(w: World) -> int:
+    deal_id = deal_at(w.ledger, w.customer, Stage.SENT)
+    w.ref["deal"] = deal_id
+    envelope_id = w.read(lambda s: s.scalar(select(SignatureEnvelope.id).where(SignatureEnvelope.deal_id == deal_id)))
+    w.write(lambda s: s.execute(update(SignatureEnvelope).where(SignatureEnvelope.id == envelope_id)
+                                .values(status=EnvelopeStatus.EXPIRED, status_changed_at=w.clock.now())))
+    w.t0 = w.clock.now()
+    w.at(w.t0 + H - SECOND)
+    return envelope_id
 
 
 def billing_contact(w: World) -> int:
     return w.read(lambda s: s.scalar(select(Contact.id).where(Contact.email == "billing@acme.example")))
+
+
+def bounces(w: World, *_: Any) -> None:
+    w.ledger.run(flag_contact, "billing@acme.example", "bouncing", "5.1.1 user unknown", None)
 
 
 def bounce(when: Callable[[World], datetime | None]) -> Callable[..., None]:
@@ -269,12 +349,14 @@ def on_day(w: World) -> None:
     w.at(w.ref["fires"])
 
 
-H, D = timedelta(hours=1), timedelta(days=1)
 CASES = [
     timed(Stage.SENT, 7 * D, lambda w, d: w.ledger.run_alone(record_signature, d, version=1, signer="ada@acme.example",
                                                              evidence={}), "quote-unsigned", amount=228000),
     Case("quote-expiring", expiring_quote, on_day,
          lambda w, d: w.ledger.run_alone(void_quote, d, reason="customer went quiet", actor="U_REP")),
+    Case("signature-failed", ended_envelope, lambda w: w.at(w.t0 + H),
+         lambda w, _: w.ledger.run_alone(void_quote, w.ref["deal"], reason="customer went quiet", actor="U_REP"),
+         amount=228000),
     timed(Stage.SIGNED, H, lambda w, d: w.ledger.run_alone(win_deal, d), "signed-not-won"),
     timed(Stage.WON, H, lambda w, d: w.ledger.run_alone(issue_invoice, d), "won-not-invoiced"),
     timed(Stage.INVOICED, H, lambda w, d: w.ledger.run_alone(issue_license, d), "invoice-no-license"),
@@ -282,10 +364,10 @@ CASES = [
          lambda w: (lambda d: (setattr(w, "t0", w.clock.now()), w.at(w.t0 + H - SECOND), w.ref.update(deal=d),
                                _license_id(w, d))[-1])(deal_at(w.ledger, w.customer, Stage.LICENSED)),
          lambda w: w.at(w.t0 + H), lambda w, _: w.ledger.run_alone(start_billing, w.ref["deal"])),
-    Case("period-not-invoiced", unperiodic, on_day, next_period, amount=40000),
+    Case("period-not-invoiced", unperiodic, on_day, bill_the_period, amount=40000),
     Case("invoice-overdue", overdue_invoice, on_day, lambda w, _: w.pay(w.ref["deal"]), amount=228000),
-    Case("charge-retries-exhausted", failed_three_times, lambda w: charges(w, range(4, 5), ChargeStatus.FAILED),
-         lambda w, _: charges(w, range(5, 6), ChargeStatus.PENDING), amount=228000),
+    Case("charge-retries-exhausted", card_plan_in_flight, plan(PlanStatus.EXHAUSTED), lambda w, _: w.pay(w.ref["deal"]),
+         amount=228000),
     Case("charge-outcome-unknown", unknown_charge, lambda w: w.at(w.t0 + timedelta(minutes=60)),
          lambda w, c: w.write(lambda s: s.execute(update(Charge).where(Charge.id == c)
                                                   .values(status=ChargeStatus.SUCCEEDED))), amount=228000),
@@ -297,8 +379,10 @@ CASES = [
     Case("usage-unbilled", usage_billed_in_full, lambda w: vendor_bill(w, "1020"), charge_the_rest,
          fires_at_threshold=False, past=lambda w: vendor_bill(w, "1021"), amount=247),
     Case("outbox-dead", dead_message, set_outbox(OutboxStatus.DEAD), set_outbox(OutboxStatus.DONE)),
-    Case("inbound-unmatched", inbound_email, lambda w: w.at(w.t0 + H), triage),
-    Case("contact-bouncing", billing_contact, bounce(lambda w: w.clock.now()), bounce(lambda w: None)),
+    Case("mail-failed", queued_mail, refuse_mail, send_again),
+    Case("inbound-unmatched", triaged_mail, lambda w: w.at(w.t0 + H), route_mail),
+    Case("invoice-pdf-unmatched", unmatched_invoice_pdf, lambda w: w.at(w.t0 + H), match_invoice_pdf, amount=12300),
+    Case("contact-bouncing", billing_contact, bounces, bounce(lambda w: None)),
     Case("customer-not-contacted", quiet_customer, lambda w: w.at(w.t0 + 90 * D), remind),
 ]
 
@@ -414,3 +498,46 @@ def test_configuration_refuses_unknown_rules_and_bad_digest_times():
     with pytest.raises(ValueError):
         Settings(digest_time="25:00")
     assert Settings(gap_thresholds="quote-unsigned=10", digest_time="07:30").digest_time == "07:30"
+
+
+def test_the_suspension_rule_follows_the_collections_policy_amount_and_days(services, clock):
+    w = World(services, clock)
+    license_id = overdue_license(w)
+    on_day(w)
+    for policy, fires in ((CollectionsPolicy(), False),                                    # never suspend
+                          (CollectionsPolicy(suspend_over={"EUR": 228001}), False),        # owes less
+                          (CollectionsPolicy(suspend_over={"USD": 1}), False),             # another currency
+                          (CollectionsPolicy(suspend_over={"EUR": 1}, suspend_after_days=31), False),
+                          (CollectionsPolicy(suspend_over={"EUR": 228000}), True)):
+        w.ledger.run(evaluate_gaps, GapPolicy(collections=policy))
+        state = w.state("overdue-license-active", license_id)
+        assert (state is not None and state.resolved_at is None) is fires, policy
+        assert policy.past_suspension("EUR", 228000, 30) is fires
+
+
+def test_the_gap_policy_and_collections_read_one_parse_of_the_settings():
+    from closeloop.config import Settings
+    from closeloop.gaps_wiring import gap_policy
+    from closeloop.money import collections_policy
+    settings = Settings(suspend_over="EUR=500.00", suspend_after_days=14)
+    assert gap_policy(settings).collections == collections_policy(settings)
+    assert gap_policy(settings).threshold(RULES[[r.name for r in RULES].index("overdue-license-active")]) == 14
+    with pytest.raises(InvalidInput, match="CLOSELOOP_SUSPEND_AFTER_DAYS"):
+        GapPolicy(overrides={"overdue-license-active": 3})
+
+
+def test_a_docusign_envelope_whose_signed_pdf_was_not_accepted_is_a_failed_signature(services, clock):
+    from flows.esign import DocuSignEnvelope
+    w = World(services, clock)
+    envelope_id = ended_envelope(w)
+    w.write(lambda s: s.execute(update(SignatureEnvelope).where(SignatureEnvelope.id == envelope_id)
+                                .values(status=EnvelopeStatus.COMPLETED, provider="docusign")))
+    w.write(lambda s: s.add(DocuSignEnvelope(signature_envelope_id=envelope_id, deal_id=w.ref["deal"],
+                                             closeloop_key="k-1", state="created", verdict="accepted",
+                                             created_at=w.clock.now())))
+    w.at(w.t0 + H)
+    w.evaluate()
+    assert w.state("signature-failed", envelope_id) is None  # accepted: record_signature takes it on
+    w.write(lambda s: s.execute(update(DocuSignEnvelope).values(verdict="needs_review")))
+    w.evaluate()
+    assert w.state("signature-failed", envelope_id).resolved_at is None

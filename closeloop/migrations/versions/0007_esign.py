@@ -1,5 +1,7 @@
 """DocuSign envelopes: our idempotency key (custom field), creation state, the last
 provider status and its time, the stored signed PDF and certificate, the verdict.
+Also (wiring the gap rules): subscriptions.billed_through and its trigger (0004_gaps)
+go; the gap rules read subscriptions.next_start, which the billing run keeps (0005).
 
 Revision ID: 0007_esign
 Revises: 0006_billingmoney
@@ -36,9 +38,29 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('docusign_envelopes', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_docusign_envelopes_deal_id'), ['deal_id'], unique=False)
+    _drop_billed_through()
+    with op.batch_alter_table('docusign_envelopes', schema=None) as batch_op:  # the gap rule signature-failed
+        batch_op.create_index('ix_docusign_envelopes_verdict', ['verdict'], unique=False)
+
+
+def _drop_billed_through() -> None:
+    """billed_through duplicated next_start (the end of the latest period) through a trigger."""
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP TRIGGER IF EXISTS subscription_periods_billed_through ON subscription_periods")
+        op.execute("DROP FUNCTION IF EXISTS closeloop_billed_through()")
+    else:
+        for name in ("insert", "update"):
+            op.execute(f"DROP TRIGGER IF EXISTS subscription_periods_billed_through_{name}")
+    with op.batch_alter_table('subscriptions', schema=None) as batch_op:
+        batch_op.drop_index('ix_subscriptions_billed_through')
+        batch_op.drop_column('billed_through')
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('subscriptions', schema=None) as batch_op:  # the column only; 0004's trigger stays gone
+        batch_op.add_column(sa.Column('billed_through', sa.Date(), nullable=True))
+        batch_op.create_index('ix_subscriptions_billed_through', ['billed_through'], unique=False)
     with op.batch_alter_table('docusign_envelopes', schema=None) as batch_op:
+        batch_op.drop_index('ix_docusign_envelopes_verdict')
         batch_op.drop_index(batch_op.f('ix_docusign_envelopes_deal_id'))
     op.drop_table('docusign_envelopes')
