@@ -463,10 +463,13 @@ def _payment_claim(tx: Tx, mail: InboundMail, deal: Deal, facts: InboundFacts) -
         _to_review(tx, mail, deal, f"payment claim not recorded: {problem}")
         return
     mail.status = MailStatus.ROUTED
-    tx.session.add(PaymentClaim(deal_id=deal.id, inbound_id=mail.id, from_address=facts.from_address or "",
-                                text=facts.text[:4000], claimed_at=tx.now))
+    claim = PaymentClaim(deal_id=deal.id, inbound_id=mail.id, from_address=facts.from_address or "",
+                         text=facts.text[:4000], claimed_at=tx.now)
+    tx.session.add(claim)
     announce(tx, deal, "payment.claimed", f":moneybag: {facts.from_address} says they paid — finance to confirm:\n"
              f">{_quote(facts.text.strip()[:500])}", actor="customer", inbound_id=mail.id)
+    from flows.remittance import apply_remittance  # billing-money's remittance step, when the mail is exact
+    apply_remittance(tx, mail, claim, facts)
 
 
 def _signed_return(tx: Tx, mail: InboundMail, deal: Deal, facts: InboundFacts) -> None:

@@ -202,3 +202,41 @@ def test_a_signed_copy_by_email_is_verified_accepted_or_answered_in_the_thread(w
     assert status is MailStatus.REVIEW
     assert [r.payload["deal_id"] for r in _rows(wired, "mail.signed_return")] == [good, bad]
     assert wired.ledger.read(lambda s: s.get(Deal, good).stage) is Stage.BILLING_ACTIVE
+
+
+def _ingest(services, *raws):
+    from flows.mail import store_messages
+    from handlers.mail_read import ReadConfig, read_message
+    facts = [read_message(uid, raw, ReadConfig(secret=SECRET, authserv_id=AUTHSERV)) for uid, raw in enumerate(raws, 1)]
+    services.ledger.run(store_messages, mailbox="sales:test", role="sales", uidvalidity=1, last_uid=len(raws),
+                        messages=facts)
+
+
+def test_a_remittance_email_from_the_billing_contact_records_the_payment_once(wired):
+    from flows.billing import Payment
+    from flows.invoices import Invoice, InvoiceStatus
+    from flows.mail import PaymentClaim
+    customer = seed(wired.ledger)
+    exact, vague, spoofed = (deal_at(wired.ledger, customer, Stage.INVOICED) for _ in range(3))
+
+    def invoice_of(deal_id):
+        return wired.ledger.read(lambda s: s.scalar(select(Invoice).where(Invoice.deal_id == deal_id)))
+
+    def said(deal_id, text, **kwargs):
+        inv = invoice_of(deal_id)
+        whole, cents = divmod(inv.balance, 100)
+        return reply(to=reply_address(BASE, deal_id, SECRET), sender="Bob Billing <billing@acme.example>",
+                     body=text.format(number=inv.number, amount=f"{whole:,}.{cents:02d}"), **kwargs)
+
+    raws = [said(exact, "We have paid invoice {number} today: EUR {amount} by bank transfer."),
+            said(vague, "We have paid invoice {number} today by bank transfer."),
+            said(spoofed, "We have paid invoice {number} today: EUR {amount} by bank transfer.",
+                 auth_results=[f"{AUTHSERV}; dkim=fail header.d=acme.example"])]
+    _ingest(wired, *raws)
+    _ingest(wired, raws[0])  # the same email again: stored once, paid once
+    assert invoice_of(exact).status is InvoiceStatus.PAID
+    assert invoice_of(vague).status is InvoiceStatus.ISSUED and invoice_of(spoofed).status is InvoiceStatus.ISSUED
+    payments = wired.ledger.read(lambda s: list(s.scalars(select(Payment))))
+    assert len(payments) == 1 and payments[0].reference.startswith("remittance:<")
+    claims = wired.ledger.read(lambda s: {c.deal_id: c.confirmed for c in s.scalars(select(PaymentClaim))})
+    assert claims == {exact: 1, vague: 0}  # the spoofed one is not even a claim: it is in review
