@@ -110,6 +110,49 @@ def signed_return(services: Services):  # type: ignore[no-untyped-def]
     return handle
 
 
+def external_invoice(services: Services):  # type: ignore[no-untyped-def]
+    """`mail.external_invoice`: docs-read's extractor in the PDF sandbox, then billing-core's
+    link_external_invoice (matched: told in the deal thread; unmatched: kept for the gap rule)."""
+    from adapters.pdf_sandbox import run
+    from flows.external_invoices import ExternalInvoice, link_external_invoice
+    from flows.mail import InboundMail
+
+    def handle(delivery: Delivery) -> None:
+        payload = delivery.payload
+
+        def read(session):  # type: ignore[no-untyped-def]
+            attachment = session.get(MailAttachment, int(payload["attachment_id"]))
+            mail = session.get(InboundMail, int(payload["inbound_id"]))
+            return (attachment.data if attachment else None), attachment.filename if attachment else "", \
+                (mail.message_id if mail else ""), (f"{mail.subject}\n{mail.text}" if mail else "")
+        data, filename, message_id, text = services.ledger.read(read)
+        if not data:
+            raise PermanentFailure(f"attachment {payload['attachment_id']} has no stored bytes")
+        source = f"{message_id}#{payload['attachment_id']}:{filename}"[:300]
+        try:
+            found = run("parsers.invoice_pdf:extract_invoice", data)
+        except PdfError as error:  # unreadable: still recorded (unmatched) so the gap rule shows it
+            found = None
+            text = f"{text}\nunreadable PDF: {error.message}"
+        try:  # the page text carries the quote / deal references the link matches on
+            body = "\n".join(run("parsers.pdf_text:read_text", data)) if found is not None else ""
+        except PdfError:
+            body = ""
+        extracted = ExternalInvoice(source=source, text=f"{text}\n{body}") if found is None else ExternalInvoice(
+            source=source, number=found.number, customer_name=found.buyer, vat_id=found.buyer_vat_id,
+            gross=_minor(found.total, found.currency), currency=found.currency, issue_date=found.issue_date,
+            due_date=found.due_date, text=f"{text}\n{body}")
+        _step(services, link_external_invoice, extracted)
+    return handle
+
+
+def _minor(total: Any, currency: str | None) -> int | None:
+    from flows.money import exponent
+    if total is None or not currency:
+        return None
+    return int((total * (10 ** exponent(currency))).to_integral_value())
+
+
 def _none() -> Any:
     raise PermanentFailure("the attachment is not stored")
 
@@ -130,4 +173,5 @@ def mail_request_routes(services: Services, retry: RetryPolicy, documents: Invoi
             "mail.signed_return": Route(signed_return(services), retry),
             "esign.rejection_email": Route(rejection, retry),
             "email.quote_reminder": Route(gap_email("quote_reminder"), retry),
-            "email.check_in": Route(gap_email("check_in"), retry)}
+            "email.check_in": Route(gap_email("check_in"), retry),
+            "mail.external_invoice": Route(external_invoice(services), retry)}

@@ -403,6 +403,8 @@ def sender_problem(session: Session, deal: Deal, facts: InboundFacts) -> str | N
 # --- routes by kind -----------------------------------------------------------------
 
 def _route_reply(tx: Tx, mail: InboundMail, facts: InboundFacts) -> None:
+    if mail.role == "finance" and tx.policy.invoicing == "external" and _external_invoices(tx, mail):
+        return
     deal, how = match_deal(tx.session, facts)
     if deal is None:
         _to_triage(tx, mail, "no deal token, thread or quote/invoice number matched")
@@ -412,6 +414,20 @@ def _route_reply(tx: Tx, mail: InboundMail, facts: InboundFacts) -> None:
         _to_review(tx, mail, deal, f"message refused: {facts.message_refused}")
         return
     INTENT_ROUTES.get(facts.intent, _to_rep)(tx, mail, deal, facts)
+
+
+def _external_invoices(tx: Tx, mail: InboundMail) -> bool:
+    """External accounting mode: the accounting system's invoice PDFs in the finance
+    mailbox go to extraction and linking ("mail.external_invoice"; flows.external_invoices)."""
+    pdfs = list(tx.session.scalars(select(MailAttachment.id).where(
+        MailAttachment.inbound_id == mail.id, MailAttachment.refused.is_(None),
+        MailAttachment.content_type == "application/pdf")))
+    for attachment_id in pdfs:
+        tx.enqueue("mail.external_invoice", {"inbound_id": mail.id, "attachment_id": attachment_id},
+                   key=f"mail.external_invoice:{attachment_id}", deal_id=None, stream="mail.finance")
+    if pdfs:
+        mail.status, mail.reason = MailStatus.ROUTED, f"{len(pdfs)} invoice PDF(s) to link"
+    return bool(pdfs)
 
 
 def _record_auto_reply(tx: Tx, mail: InboundMail, facts: InboundFacts) -> None:

@@ -204,11 +204,11 @@ def test_a_signed_copy_by_email_is_verified_accepted_or_answered_in_the_thread(w
     assert wired.ledger.read(lambda s: s.get(Deal, good).stage) is Stage.BILLING_ACTIVE
 
 
-def _ingest(services, *raws):
+def _ingest(services, *raws, role="sales"):
     from flows.mail import store_messages
     from handlers.mail_read import ReadConfig, read_message
     facts = [read_message(uid, raw, ReadConfig(secret=SECRET, authserv_id=AUTHSERV)) for uid, raw in enumerate(raws, 1)]
-    services.ledger.run(store_messages, mailbox="sales:test", role="sales", uidvalidity=1, last_uid=len(raws),
+    services.ledger.run(store_messages, mailbox=f"{role}:test", role=role, uidvalidity=1, last_uid=len(raws),
                         messages=facts)
 
 
@@ -240,3 +240,34 @@ def test_a_remittance_email_from_the_billing_contact_records_the_payment_once(wi
     assert len(payments) == 1 and payments[0].reference.startswith("remittance:<")
     claims = wired.ledger.read(lambda s: {c.deal_id: c.confirmed for c in s.scalars(select(PaymentClaim))})
     assert claims == {exact: 1, vague: 0}  # the spoofed one is not even a claim: it is in review
+
+
+def test_finance_mailbox_invoice_pdfs_are_extracted_and_linked_in_external_mode(settings, clock):
+    from dataclasses import replace
+
+    from adapters.pdf_render.invoice import render_invoice
+    from flows.documents import Party
+    from flows.external_invoices import ExternalInvoiceRecord, ExternalInvoiceStatus
+    services = build(settings.model_copy(update={"invoicing": "external", "mail_secret": SECRET,
+                                                 "mail_authserv_id": AUTHSERV}), clock)
+    try:
+        deal = deal_at(services.ledger, seed(services.ledger), Stage.WON)
+        quote, _ = _quote_of(services, deal)
+        ours = replace(kit.invoice("de"), number="RE-1001", quote_number=quote,
+                       customer=Party("Acme GmbH", "DE", None, "Bob Billing", "billing@acme.example"))
+        stranger = replace(kit.invoice("de"), number="RE-1002", quote_number="Q-1999-0001")
+        mails = [reply(to="finance@ourco.example", sender="Buchhaltung <billing@accounting.example>",
+                       subject=f"Rechnung {doc.number}", body="Anbei die Rechnung.", dkim_domain="accounting.example",
+                       attachments=[(f"{doc.number}.pdf", "application/pdf", render_invoice(doc, kit.COMPANY))])
+                 for doc in (ours, stranger)]
+        _ingest(services, *mails, role="finance")
+        services.relay.drain()
+        records = services.ledger.read(lambda s: {r.number: (r.status, r.deal_id, r.gross) for r in
+                                                  s.scalars(select(ExternalInvoiceRecord))})
+        assert records["RE-1001"][:2] == (ExternalInvoiceStatus.MATCHED, deal)
+        assert records["RE-1001"][2] == ours.net + ours.tax
+        assert records["RE-1002"][:2] == (ExternalInvoiceStatus.UNMATCHED, None)  # kept for the gap rule
+        posts = [r.payload["text"] for r in _rows(services, "slack.deal_thread") if r.deal_id == deal]
+        assert any("RE-1001" in p and "linked" in p for p in posts)
+    finally:
+        services.close()
