@@ -40,7 +40,8 @@ def test_the_demo_drives_a_deal_through_the_loop_and_writes_its_artifacts(demo):
     assert invoice["gross"] == "2,767.50 EUR" and invoice["status"] == "paid"  # charged on the card on file
     kinds = [e["kind"] for e in json.loads((out / "timeline.json").read_text(encoding="utf-8"))
              if not e["kind"].startswith("mail.")]  # the demo's emails sit between these steps
-    assert kinds[:4] == ["quote.drafted", "quote.sent", "quote.signed", "deal.won"]
+    # the copy emailed back is not our quote: the verifier rejects it; then it is signed on paper
+    assert kinds[:5] == ["quote.drafted", "quote.sent", "esign.returned_copy_rejected", "quote.signed", "deal.won"]
 
 
 def test_the_demo_database_can_be_inspected_with_closeloop_commands(demo, tmp_path):
