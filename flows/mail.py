@@ -573,7 +573,7 @@ def new_message_id(domain: str) -> str:
 def queue_email(tx: Tx, *, key: str, deal_id: int | None, to: list[str], template: str, locale: str,
                 subject: str, context: dict[str, Any], domain: str = "closeloop.invalid",
                 in_reply_to: str | None = None, references: tuple[str, ...] = (),
-                attachments: tuple[dict[str, Any], ...] = ()) -> str:
+                attachments: tuple[dict[str, Any], ...] = (), stream: str | None = None) -> str:
     """Record an outbound message and put it on the outbox ("email.send"); returns its
     Message-ID, generated here once so every retry sends the same one. Idempotent by key."""
     existing = tx.session.scalar(select(OutboundMail).where(OutboundMail.key == key))
@@ -589,7 +589,7 @@ def queue_email(tx: Tx, *, key: str, deal_id: int | None, to: list[str], templat
                               "locale": locale, "subject": subject, "context": context,
                               "in_reply_to": in_reply_to, "references": list(references),
                               "attachments": list(attachments)},
-               key=f"email.send:{key}", deal_id=deal_id)
+               key=f"email.send:{key}", deal_id=deal_id, stream=stream)
     return message_id
 
 
