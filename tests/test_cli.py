@@ -52,7 +52,8 @@ def test_the_demo_database_can_be_inspected_with_closeloop_commands(demo, tmp_pa
     quote_number = json.loads((out / "timeline.json").read_text())[0]["data"]["quote"]
     by_quote = closeloop("timeline", quote_number, "--json", cwd=tmp_path, database=out / "closeloop.db")
     kinds = [json.loads(line)["kind"] for line in by_quote.stdout.splitlines()]
-    assert "subscription.started" in kinds and kinds.count("invoice.issued") == 3  # the deal's, then two periods
+    assert "subscription.started" in kinds and kinds.count("invoice.issued") == 5  # the deal's, then four monthly periods
+    # (the money scene moves the clock January -> April 2027: periods of 3 Jan, 3 Feb, 3 Mar, 3 Apr)
     assert closeloop("outbox", "--status", "dead", cwd=tmp_path, database=out / "closeloop.db").stdout == ""
 
 
