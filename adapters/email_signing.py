@@ -42,10 +42,12 @@ class EmailSigning:
     ledger: Ledger
     check: SignedQuoteCheck
 
-    def returned(self, deal_id: int, pdf: bytes, key: str | None = None) -> Done:
-        """A signed PDF the customer emailed back: verify it and record the outcome."""
+    def returned(self, deal_id: int, pdf: bytes, key: str | None = None, inbound_id: int | None = None) -> Done:
+        """A signed PDF the customer emailed back: verify it and record the outcome
+        (`inbound_id`: the message it came in, which the "what to fix" email answers)."""
         key = key or hashlib.sha256(pdf).hexdigest()
         verdict = self.check.verify(pdf, deal_id)
         return self.ledger.run(record_returned_copy, deal_id, key=key, verdict=verdict.status,
                                reasons=list(verdict.reasons), signer=verdict.signer,
-                               evidence={"sha256": hashlib.sha256(pdf).hexdigest(), "details": verdict.details})
+                               evidence={"sha256": hashlib.sha256(pdf).hexdigest(), "details": verdict.details},
+                               inbound_id=inbound_id)

@@ -60,7 +60,10 @@ class SmtpMailer:
     def __init__(self, ledger: Ledger, primary: SmtpRelay, *, sender: str, company: str,
                  reply_to_for: Callable[[int | None], str | None], fallback: SmtpRelay | None = None,
                  fallback_after: int = 3, fallback_for: float = 300.0,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic,
+                 render_attachment: Callable[[dict[str, Any]], bytes] | None = None) -> None:
+        # Attachments the flows name by what to render ({"render": "invoice", ...}) are made here, at send time.
+        self.render_attachment = render_attachment
         self.ledger, self.primary, self.fallback = ledger, primary, fallback
         self.sender, self.company, self.reply_to_for = clean_address(sender), company, reply_to_for
         self.fallback_after, self.fallback_for, self.monotonic = fallback_after, fallback_for, monotonic
@@ -135,8 +138,13 @@ class SmtpMailer:
         message.set_content(rendered.text)  # (moves or clears Content-* headers: those go last)
         message.add_alternative(rendered.html, subtype="html")
         for attachment in payload.get("attachments") or []:
-            data = (Path(attachment["path"]).read_bytes() if attachment.get("path")
-                    else base64.b64decode(attachment["data_b64"]))
+            if attachment.get("render"):
+                if self.render_attachment is None:
+                    raise ValueError(f"cannot render attachment {attachment['render']!r} here")
+                data = self.render_attachment(attachment)
+            else:
+                data = (Path(attachment["path"]).read_bytes() if attachment.get("path")
+                        else base64.b64decode(attachment["data_b64"]))
             main, _, sub = attachment.get("content_type", "application/pdf").partition("/")
             message.add_attachment(data, maintype=main, subtype=sub,
                                    filename=clean_value("filename", attachment["filename"]))

@@ -128,11 +128,8 @@ NOT_YET = {
     "esign.void": "e-signature is not available yet (the e-signature issue adds voiding envelopes)",
     "esign.remind": "DocuSign is not configured (set DOCUSIGN_INTEGRATION_KEY, DOCUSIGN_USER_ID, DOCUSIGN_PRIVATE_KEY)",
     "esign.connect_event": "DocuSign is not configured: Connect notice kept, not applied",
-    "esign.rejection_email": "email is not wired to e-signature yet: the 'what to fix' email is kept here",
-    "invoice.deliver": "invoice PDFs and email are not available yet (the documents and billing issues)",
     "email.send": "SMTP is not configured (set SMTP_HOST): the message is kept here, not sent",
     "slack.triage": "Slack is not configured: unmatched mail is listed by `closeloop mail triage`",
-    "mail.signed_return": "signed-PDF verification is not available yet (the documents issue: parsers/signed_quote.py)",
     "license.provision": "no provisioning webhook configured (set CLOSELOOP_LICENSE_WEBHOOK_URL and _SECRET)",
     "slack.alert": "Slack is not configured (set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET)",
 }
@@ -158,6 +155,8 @@ def routes(services: Services, retry: RetryPolicy) -> dict[str, Route]:
         table["slack.alert"] = Route(alerts.post, retry)
     table.update(mail_routes(services))
     esign_wiring.esign_routes(services, retry, table)
+    from closeloop.mail_wiring import mail_request_routes  # invoices, "what to fix", reminders: by email
+    table.update(mail_request_routes(services, retry, invoices))
     return table
 
 
@@ -168,6 +167,7 @@ EMAIL_RETRY = RetryPolicy(base=timedelta(minutes=1), cap=timedelta(hours=4), max
 def mail_routes(services: Services) -> dict[str, Route]:
     """The email agent's outbox routes, when their services are configured."""
     from adapters.smtp_mailer import SmtpMailer, SmtpRelay
+    from closeloop.mail_wiring import render_attachment
     from parsers.mail_token import reply_address
     s = services.settings
     table: dict[str, Route] = {}
@@ -186,7 +186,8 @@ def mail_routes(services: Services) -> dict[str, Route]:
                                                        s.smtp_password, s.smtp_starttls, s.smtp_timeout),
                             sender=s.mail_from, company=s.mail_company, fallback=fallback,
                             fallback_after=s.smtp_fallback_after,
-                            reply_to_for=lambda deal_id: reply_address(base, deal_id, secret) if deal_id else base)
+                            reply_to_for=lambda deal_id: reply_address(base, deal_id, secret) if deal_id else base,
+                            render_attachment=render_attachment(services))
         table["email.send"] = Route(mailer.send, EMAIL_RETRY)
     return table
 

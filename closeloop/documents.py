@@ -84,6 +84,12 @@ class InvoiceDocuments:
         return self.directory / f"{number}.pdf"
 
     def deliver(self, delivery: Delivery) -> None:
+        target = self.render_to_folder(delivery)
+        self.sink.write(delivery, f"invoice PDF (Factur-X) rendered to {target}; emailing it is not available "
+                                  "yet (the billing issue)")
+
+    def render_to_folder(self, delivery: Delivery) -> Path:
+        """The PDF into the documents folder (closeloop.mail_wiring then emails it)."""
         number = str(delivery.payload.get("invoice", ""))
         if not number:
             raise PermanentFailure("invoice.deliver without an invoice number")
@@ -96,5 +102,4 @@ class InvoiceDocuments:
         partial = target.with_suffix(".pdf.part")
         partial.write_bytes(pdf)
         partial.replace(target)  # whole or not at all: a reader never sees half a PDF
-        self.sink.write(delivery, f"invoice PDF (Factur-X) rendered to {target}; emailing it is not available "
-                                  "yet (the billing issue)")
+        return target

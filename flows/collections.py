@@ -9,7 +9,6 @@ attachments that must be rendered first are listed as {"render": …} entries.""
 from __future__ import annotations
 
 import enum
-import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
@@ -112,11 +111,9 @@ def queue_money_email(tx: Tx, *, key: str, deal_id: int | None, to: list[str], t
                       subject: str, context: dict[str, Any], attachments: tuple[dict[str, Any], ...] = ()) -> None:
     """An `email.send` row in the mailer's payload shape (flows.mail.queue_email of the
     email issue takes the same arguments: at merge this body becomes a call to it)."""
-    tx.enqueue("email.send", {"message_id": f"<{uuid.uuid4().hex}@closeloop.invalid>", "deal_id": deal_id,
-                              "to": to, "template": template, "locale": locale, "subject": subject,
-                              "context": context, "in_reply_to": None, "references": [],
-                              "attachments": list(attachments)},
-               key=f"email.send:{key}", deal_id=deal_id, stream=None if deal_id else "email.money")
+    from flows.mail import queue_email  # recorded as our outbound mail: bounces and failures find their deal
+    queue_email(tx, key=key, deal_id=deal_id, to=to, template=template, locale=locale, subject=subject,
+                context=context, attachments=attachments, stream=None if deal_id else "email.money")
 
 
 def _billing_address(customer: Customer) -> list[str]:

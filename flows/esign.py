@@ -291,7 +291,7 @@ def _already_queued(session: Session, key: str) -> bool:
 # --- signing by email (without DocuSign) ----------------------------------------------------
 
 def record_returned_copy(tx: Tx, deal_id: int, *, key: str, verdict: str, reasons: list[str], signer: str | None,
-                         evidence: dict[str, Any]) -> Done:
+                         evidence: dict[str, Any], inbound_id: int | None = None) -> Done:
     """A signed copy the customer emailed back, with the verifier's verdict. Accepted:
     the quote is signed (and the deal closes). Otherwise the customer is asked, by
     email, to fix exactly what the verifier listed, and the deal thread is told.
@@ -309,7 +309,7 @@ def record_returned_copy(tx: Tx, deal_id: int, *, key: str, verdict: str, reason
     to = envelope.signer_email if envelope else None
     tx.enqueue("esign.rejection_email", {"deal_id": deal.id, "to": to, "locale": deal.customer.language,
                                          "quote": deal.quote.number, "version": deal.quote.current_version,
-                                         "reasons": reasons},
+                                         "reasons": reasons, "inbound_id": inbound_id},
                key=f"esign.rejection_email:{key}", deal_id=deal.id)
     announce(tx, deal, "esign.returned_copy_rejected",
              f"The signed copy of {deal.quote.number} sent back by email was not accepted ({verdict}): "

@@ -403,6 +403,8 @@ def sender_problem(session: Session, deal: Deal, facts: InboundFacts) -> str | N
 # --- routes by kind -----------------------------------------------------------------
 
 def _route_reply(tx: Tx, mail: InboundMail, facts: InboundFacts) -> None:
+    if mail.role == "finance" and tx.policy.invoicing == "external" and _external_invoices(tx, mail):
+        return
     deal, how = match_deal(tx.session, facts)
     if deal is None:
         _to_triage(tx, mail, "no deal token, thread or quote/invoice number matched")
@@ -412,6 +414,20 @@ def _route_reply(tx: Tx, mail: InboundMail, facts: InboundFacts) -> None:
         _to_review(tx, mail, deal, f"message refused: {facts.message_refused}")
         return
     INTENT_ROUTES.get(facts.intent, _to_rep)(tx, mail, deal, facts)
+
+
+def _external_invoices(tx: Tx, mail: InboundMail) -> bool:
+    """External accounting mode: the accounting system's invoice PDFs in the finance
+    mailbox go to extraction and linking ("mail.external_invoice"; flows.external_invoices)."""
+    pdfs = list(tx.session.scalars(select(MailAttachment.id).where(
+        MailAttachment.inbound_id == mail.id, MailAttachment.refused.is_(None),
+        MailAttachment.content_type == "application/pdf")))
+    for attachment_id in pdfs:
+        tx.enqueue("mail.external_invoice", {"inbound_id": mail.id, "attachment_id": attachment_id},
+                   key=f"mail.external_invoice:{attachment_id}", deal_id=None, stream="mail.finance")
+    if pdfs:
+        mail.status, mail.reason = MailStatus.ROUTED, f"{len(pdfs)} invoice PDF(s) to link"
+    return bool(pdfs)
 
 
 def _record_auto_reply(tx: Tx, mail: InboundMail, facts: InboundFacts) -> None:
@@ -463,10 +479,13 @@ def _payment_claim(tx: Tx, mail: InboundMail, deal: Deal, facts: InboundFacts) -
         _to_review(tx, mail, deal, f"payment claim not recorded: {problem}")
         return
     mail.status = MailStatus.ROUTED
-    tx.session.add(PaymentClaim(deal_id=deal.id, inbound_id=mail.id, from_address=facts.from_address or "",
-                                text=facts.text[:4000], claimed_at=tx.now))
+    claim = PaymentClaim(deal_id=deal.id, inbound_id=mail.id, from_address=facts.from_address or "",
+                         text=facts.text[:4000], claimed_at=tx.now)
+    tx.session.add(claim)
     announce(tx, deal, "payment.claimed", f":moneybag: {facts.from_address} says they paid — finance to confirm:\n"
              f">{_quote(facts.text.strip()[:500])}", actor="customer", inbound_id=mail.id)
+    from flows.remittance import apply_remittance  # billing-money's remittance step, when the mail is exact
+    apply_remittance(tx, mail, claim, facts)
 
 
 def _signed_return(tx: Tx, mail: InboundMail, deal: Deal, facts: InboundFacts) -> None:
@@ -554,7 +573,7 @@ def new_message_id(domain: str) -> str:
 def queue_email(tx: Tx, *, key: str, deal_id: int | None, to: list[str], template: str, locale: str,
                 subject: str, context: dict[str, Any], domain: str = "closeloop.invalid",
                 in_reply_to: str | None = None, references: tuple[str, ...] = (),
-                attachments: tuple[dict[str, Any], ...] = ()) -> str:
+                attachments: tuple[dict[str, Any], ...] = (), stream: str | None = None) -> str:
     """Record an outbound message and put it on the outbox ("email.send"); returns its
     Message-ID, generated here once so every retry sends the same one. Idempotent by key."""
     existing = tx.session.scalar(select(OutboundMail).where(OutboundMail.key == key))
@@ -570,7 +589,7 @@ def queue_email(tx: Tx, *, key: str, deal_id: int | None, to: list[str], templat
                               "locale": locale, "subject": subject, "context": context,
                               "in_reply_to": in_reply_to, "references": list(references),
                               "attachments": list(attachments)},
-               key=f"email.send:{key}", deal_id=deal_id)
+               key=f"email.send:{key}", deal_id=deal_id, stream=stream)
     return message_id
 
 

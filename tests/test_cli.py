@@ -35,13 +35,14 @@ def test_the_demo_drives_a_deal_through_the_loop_and_writes_its_artifacts(demo):
     assert "not yet available" in transcript  # capabilities of later issues are named, not faked
     assert (out / "transcript.txt").read_text(encoding="utf-8") == transcript
     for artifact in ("closeloop.db", "catalog.toml", "timeline.json", "invoice.json", "licenses.json",
-                     "subscriptions.json", "outbox/esign.send.jsonl", "outbox/invoice.deliver.jsonl"):
+                     "subscriptions.json", "outbox/esign.send.jsonl", "documents/INV-2026-000001.pdf"):
         assert (out / artifact).is_file(), artifact
     invoice = json.loads((out / "invoice.json").read_text(encoding="utf-8"))
     assert invoice["gross"] == "2,767.50 EUR" and invoice["status"] == "paid"  # charged on the card on file
     kinds = [e["kind"] for e in json.loads((out / "timeline.json").read_text(encoding="utf-8"))
              if not e["kind"].startswith("mail.")]  # the demo's emails sit between these steps
-    assert kinds[:4] == ["quote.drafted", "quote.sent", "quote.signed", "deal.won"]
+    # the copy emailed back is not our quote: the verifier rejects it; then it is signed on paper
+    assert kinds[:5] == ["quote.drafted", "quote.sent", "esign.returned_copy_rejected", "quote.signed", "deal.won"]
 
 
 def test_the_demo_database_can_be_inspected_with_closeloop_commands(demo, tmp_path):
@@ -128,7 +129,7 @@ def test_the_embedded_process_carries_a_signed_deal_through_and_stops_cleanly(tm
     env.update(DATABASE_URL=f"sqlite:///{database}", CLOSELOOP_OUTBOX_DIR=str(tmp_path / "outbox"))
     process = subprocess.Popen([CLOSELOOP, process], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
-    delivered = tmp_path / "outbox" / "invoice.deliver.jsonl"
+    delivered = tmp_path / "outbox" / "email.send.jsonl"  # the invoice's email: no SMTP here, kept in the sink
     try:
         deadline = time.monotonic() + 60
         while not delivered.is_file() and time.monotonic() < deadline:
@@ -140,7 +141,8 @@ def test_the_embedded_process_carries_a_signed_deal_through_and_stops_cleanly(tm
         services.close()
     assert process.returncode == 0, err
     assert "stopped" in out
-    assert len(delivered.read_text().splitlines()) == 1
+    invoices = [line for line in delivered.read_text().splitlines() if json.loads(line)["payload"]["template"] == "invoice"]
+    assert len(invoices) == 1
 
 
 def test_a_database_without_the_schema_or_out_of_reach_is_named_not_traced(tmp_path):

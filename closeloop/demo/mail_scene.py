@@ -139,11 +139,37 @@ class MailScene:
             log.say(f"  ✓ the signed PDF arrived: intent '{mail.intent}', sender authenticated (DKIM aligned, our "
                     f"Authentication-Results), stored; {'handed to verification' if handed else 'NOT handed on'}")
             log.say("    deal thread: \"signed copy received … awaiting verification\"")
-        log.not_yet("verifying the signed PDF against the quote", "the documents issue (parsers/signed_quote.py); "
-                    "the hand-off is in outbox/mail.signed_return.jsonl")
+        # The verifier (parsers/signed_quote.py in the PDF sandbox) compares it with the quote as issued: this
+        # file is not our quote, so the customer is told what to fix, in her own thread (closeloop/mail_wiring.py).
+        signed_id = message_from_bytes(signed, policy=policy.default)["Message-ID"]
+        fix = _wait(lambda: [m for m in (message_from_bytes(r.data, policy=policy.default) for r in self.smtp.received)
+                             if m["In-Reply-To"] == signed_id], 30)
+        if fix:
+            reasons = [line.strip()[2:] for line in fix[0].get_body(("plain",)).get_content().splitlines()
+                       if line.strip().startswith("- ")]
+            log.say(f"  ✓ verified against {deal['number']} v{deal['version']}: not accepted; SMTP received the "
+                    f"'what to fix' email in her thread: \"{fix[0]['Subject']}\"")
+            for reason in reasons[:3]:
+                log.say(f"      - {reason}")
+            log.say("    deal thread: \"The signed copy … was not accepted\" (the deal stays sent)")
+        else:
+            log.say("  ✗ no 'what to fix' email was sent for the returned copy")
         count = ledger.read(lambda s: len(list(s.scalars(select(OutboundMail.id)))))
         log.say(f"    {count} messages sent, {len(self.smtp.received)} received by SMTP; "
                 f"`closeloop mail triage` lists what matched no deal")
+
+
+def show_invoice_email(log: Any, services: Any, number: str) -> None:
+    """invoice.deliver rendered the Factur-X PDF and queued its email to the billing contact."""
+    def read(session: Any) -> Any:
+        return session.scalar(select(OutboundMail).where(OutboundMail.key == f"invoice:{number}"))
+    mail = _wait(lambda: (lambda m: m if m is not None and m.status.value != "queued" else None)(
+        services.ledger.read(read)), 20) or services.ledger.read(read)
+    if mail is None:
+        log.say(f"  ✗ invoice {number} was not emailed")
+        return
+    log.say(f"  ✓ invoice {number} emailed to {', '.join(mail.recipients)} with {number}.pdf (Factur-X) attached: "
+            f"{mail.status.value}")
 
 
 def _deal_and_signer(session: Any, deal_id: int) -> tuple[dict[str, Any], str]:

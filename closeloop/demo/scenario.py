@@ -213,8 +213,8 @@ def _quote_and_pipeline(log: Transcript, services: Any, scene: SlackScene, custo
         log.step("sent for signature to anna.kowalska@kowalski-logistics.example (the step /quote send calls)",
                  lambda: ledger.run(send_quote, deal_id, provider="email", actor=REP))
     mail.run(log, services, scene, deal_id, REP)
-    log.not_yet("DocuSign envelope / signing by email",
-                "the e-signature issue; the request is in outbox/esign.send.jsonl")
+    log.not_yet("DocuSign envelope", "DocuSign is not configured in the demo (signing by email is shown above); "
+                "the request is in outbox/esign.send.jsonl")
     clock.advance(timedelta(days=2, hours=3))
     log.say(f"    … two days later ({clock.now():%Y-%m-%d}) the signed quote comes back by post; "
             "the manager records it in Slack")
@@ -238,7 +238,8 @@ def _quote_and_pipeline(log: Transcript, services: Any, scene: SlackScene, custo
     _show_posts(log, scene.api.calls[mark:])
     invoice = ledger.read(lambda s: s.scalar(select(Invoice).where(Invoice.deal_id == deal_id)))
     documents_scene.show_invoice(log, services, invoice.number)
-    log.not_yet("the invoice PDF emailed to faktury@…", "the billing issue; see outbox/invoice.deliver.jsonl")
+    from closeloop.demo.mail_scene import show_invoice_email  # invoice.deliver: the PDF, then the email
+    show_invoice_email(log, services, invoice.number)
     log.not_yet("signed license key provisioned to the product", "no CLOSELOOP_LICENSE_WEBHOOK_URL in the demo; "
                 "the key is signed and the request is in outbox/license.provision.jsonl")
     log.say()
