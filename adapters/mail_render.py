@@ -126,3 +126,12 @@ def _reply(texts: dict[str, str], fields: dict[str, Any], context: dict[str, Any
 
 # The kinds of mail we write, and the lines each is made of.
 PARAGRAPHS = {"quote": _quote, "invoice": _invoice, "reply": _reply}
+
+
+def _quote_rejected(texts: dict[str, str], fields: dict[str, Any], context: dict[str, Any]) -> list[str]:
+    """A returned signed copy we could not accept: the localized opening line (from
+    adapters/email_signing.py) and the verifier's reasons, one per paragraph."""
+    return [str(context["intro"]), *(f"– {reason}" for reason in context.get("reasons") or ()), texts["questions"]]
+
+
+PARAGRAPHS["quote_rejected"] = _quote_rejected  # the e-signature issue's mail (subject given by the sender)
