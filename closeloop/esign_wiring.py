@@ -153,11 +153,14 @@ def esign_routes(services: Services, retry: RetryPolicy, table: dict[str, Route]
             (docusign if provider == "docusign" else email)(delivery)
         return handle
 
+    # an emailed quote cannot be recalled: the note is kept, and a signed copy of a void quote is refused
+    email_void = services.sink.handler("the quote was emailed: nothing to recall (a signed copy of a void quote "
+                                       "is not accepted)")
     table["esign.send"] = Route(by_provider(relay.send if relay else fallback_send, by_email.send), retry)
+    table["esign.void"] = Route(by_provider(relay.void if relay else fallback_void, email_void), retry)
     table["esign.rejection_email"] = Route(by_email.rejection, retry)
     if relay is None:
         return
-    table["esign.void"] = Route(by_provider(relay.void, fallback_void), retry)
     table["esign.remind"] = Route(relay.remind, retry)
     table["esign.connect_event"] = Route(relay.connect_event, retry)
 

@@ -116,3 +116,15 @@ def test_the_what_to_fix_email_is_in_the_customers_language():
     subject, body = rejection_text("pl-PL", "Q-2026-0042", 3, ["brak podpisu na stronie 2"])
     assert subject.startswith("Oferta Q-2026-0042") and "(wersja 3)" in body and "  - brak podpisu" in body
     assert rejection_text("xx", "Q-1", 1, [])[0].startswith("Quote Q-1")
+
+
+def test_without_smtp_the_quote_email_waits_in_the_file_sink_and_a_void_recalls_nothing(services):
+    from flows.steps import void_quote
+    deal_id = _sent_by_email(services)
+    [mail] = services.sink.read("email.send")
+    assert mail["payload"]["template"] == "quote" and mail["payload"]["to"] == ["ada@acme.example"]
+    assert mail["payload"]["attachments"][0]["filename"] == "Q-2026-0001-v1.pdf"
+    services.ledger.run(void_quote, deal_id, reason="customer chose another plan", actor="U_REP")
+    services.relay.drain()
+    [void] = services.sink.read("esign.void")
+    assert "nothing to recall" in void["note"]
