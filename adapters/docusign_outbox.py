@@ -46,7 +46,7 @@ class DocuSignRelay:
         if found is not None:
             external_id = found.envelope_id
         else:
-            pdf = self.document.render_quote_pdf(order.deal_id)
+            pdf = self.document.render_quote_pdf(order.deal_id, order.version)
             external_id = self.docusign.create(EnvelopeRequest(
                 key=order.key, quote=order.quote, version=order.version, customer=order.customer,
                 language=order.language, signer_email=order.signer_email, signer_name=order.signer_name, pdf=pdf))

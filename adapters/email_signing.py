@@ -1,10 +1,10 @@
 """Signing by email, without DocuSign: the returned copy's check, and the text of the
 email that tells the customer exactly what to fix.
 
-The mail issue sends the quote (`email.send`, Reply-To carrying the deal's token) and
-hands a returned signed PDF on as `mail.signed_return`; at merge that route calls
-`EmailSigning.returned(deal_id, pdf, key)`, and `esign.rejection_email` is turned into
-an `email.send` with `rejection_text`. Until then both go to the file sink."""
+The quote goes out as an `email.send` (flows/esign_email.py, Reply-To carrying the deal's
+token); a returned signed PDF (`mail.signed_return`) is handed to
+`EmailSigning.returned(deal_id, pdf, key)`, and `esign.rejection_email` becomes an
+`email.send` of the "quote_rejected" mail (closeloop/esign_wiring.py)."""
 from __future__ import annotations
 
 import hashlib
@@ -29,12 +29,18 @@ _INTRO = {
 }
 
 
-def rejection_text(locale: str, quote: str, version: int, reasons: list[str]) -> tuple[str, str]:
-    """(subject, body) of the email listing what to fix; reasons come from the verifier."""
+def rejection_intro(locale: str, quote: str, version: int) -> tuple[str, str]:
+    """(subject, opening line) of the email listing what to fix, in the customer's language."""
     code = (locale or "en").replace("_", "-").split("-")[0].lower()
     subject, intro = _INTRO.get(code, _INTRO["en"])
+    return subject.format(quote=quote), intro.format(quote=quote, version=version)
+
+
+def rejection_text(locale: str, quote: str, version: int, reasons: list[str]) -> tuple[str, str]:
+    """(subject, body) of the email listing what to fix; reasons come from the verifier."""
+    subject, intro = rejection_intro(locale, quote, version)
     items = "\n".join(f"  - {reason}" for reason in reasons) or "  - (no reason given)"
-    return subject.format(quote=quote), f"{intro.format(quote=quote, version=version)}\n\n{items}\n"
+    return subject, f"{intro}\n\n{items}\n"
 
 
 @dataclass

@@ -38,7 +38,7 @@ class Services:
     sink: FileSink
     relay: Relay = field(init=False)
     money: Any = field(init=False)  # closeloop.money.Money: gateway and money policies
-    # E-signature: the document ports (swapped for the real ones at merge) and DocuSign.
+    # E-signature: the document ports (the quote renderer, the signed-quote verifier) and DocuSign.
     quote_document: Any = field(init=False)
     signed_quote_check: Any = field(init=False)
     esign: Any = None  # adapters.docusign_outbox.DocuSignRelay when DocuSign is configured
@@ -124,8 +124,8 @@ def run_pipeline_step(ledger: Ledger):  # type: ignore[no-untyped-def]
 NOT_YET = {
     "slack.deal_thread": "Slack is not configured (set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET)",
     "collect.statement": "statements are not available yet (the billing and collections issue)",
-    "esign.send": "e-signature is not available yet (the e-signature issue adds DocuSign and email signing)",
-    "esign.void": "e-signature is not available yet (the e-signature issue adds voiding envelopes)",
+    "esign.send": "DocuSign is not configured (set DOCUSIGN_INTEGRATION_KEY, DOCUSIGN_USER_ID, DOCUSIGN_PRIVATE_KEY)",
+    "esign.void": "DocuSign is not configured (set DOCUSIGN_INTEGRATION_KEY, DOCUSIGN_USER_ID, DOCUSIGN_PRIVATE_KEY)",
     "esign.remind": "DocuSign is not configured (set DOCUSIGN_INTEGRATION_KEY, DOCUSIGN_USER_ID, DOCUSIGN_PRIVATE_KEY)",
     "esign.connect_event": "DocuSign is not configured: Connect notice kept, not applied",
     "email.send": "SMTP is not configured (set SMTP_HOST): the message is kept here, not sent",

@@ -69,11 +69,13 @@ def quoted_deal(ledger: Ledger, customer_id: int, *, lines: list[LineRequest] | 
                       lines=lines or [LineRequest("SEAT", Decimal(10)), LineRequest("SETUP", Decimal(1))])
 
 
-def deal_at(ledger: Ledger, customer_id: int, stage: Stage, **kwargs) -> int:
-    """A deal walked one step at a time (each alone, followers queued, not run) up to `stage`."""
+def deal_at(ledger: Ledger, customer_id: int, stage: Stage, *, provider: str = "docusign", **kwargs) -> int:
+    """A deal walked one step at a time (each alone, followers queued, not run) up to `stage`.
+    Sent through DocuSign by default: without DocuSign configured its envelope waits in
+    the file sink, so the tests' own mail is the only mail (provider="email" emails it)."""
     deal_id = quoted_deal(ledger, customer_id, **kwargs)
     walk = [
-        (Stage.SENT, lambda: ledger.run_alone(send_quote, deal_id, provider="email", actor="U_REP")),
+        (Stage.SENT, lambda: ledger.run_alone(send_quote, deal_id, provider=provider, actor="U_REP")),
         (Stage.SIGNED, lambda: ledger.run_alone(record_signature, deal_id, version=1, signer="ada@acme.example",
                                           evidence={"method": "test"})),
         (Stage.WON, lambda: ledger.run_alone(win_deal, deal_id)),

@@ -35,14 +35,15 @@ def test_the_demo_drives_a_deal_through_the_loop_and_writes_its_artifacts(demo):
     assert "not yet available" in transcript  # capabilities of later issues are named, not faked
     assert (out / "transcript.txt").read_text(encoding="utf-8") == transcript
     for artifact in ("closeloop.db", "catalog.toml", "timeline.json", "invoice.json", "licenses.json",
-                     "subscriptions.json", "outbox/esign.send.jsonl", "documents/INV-2026-000001.pdf"):
+                     "subscriptions.json", "documents/INV-2026-000001.pdf"):  # esign.send: emailed or DocuSign
         assert (out / artifact).is_file(), artifact
     invoice = json.loads((out / "invoice.json").read_text(encoding="utf-8"))
     assert invoice["gross"] == "2,767.50 EUR" and invoice["status"] == "paid"  # charged on the card on file
     kinds = [e["kind"] for e in json.loads((out / "timeline.json").read_text(encoding="utf-8"))
              if not e["kind"].startswith("mail.")]  # the demo's emails sit between these steps
-    # the copy emailed back is not our quote: the verifier rejects it; then it is signed on paper
-    assert kinds[:5] == ["quote.drafted", "quote.sent", "esign.returned_copy_rejected", "quote.signed", "deal.won"]
+    assert kinds[:5] == ["quote.drafted", "quote.sent", "esign.quote_emailed", "quote.signed", "deal.won"]
+    assert "the quote went out for signature by email" in transcript and "Q-2026-0001-v1.pdf attached" in transcript
+    assert "is now 'billing_active' (verdict accepted)" in transcript  # the DocuSign deal, by the real verifier
 
 
 def test_the_demo_database_can_be_inspected_with_closeloop_commands(demo, tmp_path):

@@ -9,7 +9,6 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from adapters.esign_ports import SignatureVerdict
 from flows.deals import EnvelopeStatus, Stage
 from flows.esign import DocuSignEnvelope
 from flows.steps import send_quote
@@ -68,16 +67,17 @@ def test_completed_three_times_and_a_late_sent_close_the_deal_once(esign, docusi
     row = esign.ledger.read(lambda s: s.scalars(select(DocuSignEnvelope)).one())
     assert row.verdict == "accepted" and row.provider_status == "completed"
     signed = Path(row.signed_pdf).read_bytes()
-    assert signed.startswith(b"%PDF-") and envelope.encode() in signed
+    assert signed.startswith(b"%PDF-") and signed != docusign.envelopes[envelope].document
+    evidence = esign.ledger.read(lambda s: s.scalars(select(Event.data).where(Event.kind == "quote.signed")).one())
+    details = evidence["evidence"]["details"]  # the real verifier read DocuSign's stamp and the filled tabs
+    assert details["signature"] == "docusign" and details["codes"] == []
+    assert f"completed in DocuSign (envelope {envelope.upper()})" in details["notes"]
     assert Path(row.certificate_pdf).read_bytes().startswith(b"%PDF-")
     assert envelope_of(esign, deal_id).status is EnvelopeStatus.COMPLETED
 
 
 def test_a_signed_pdf_the_verifier_rejects_does_not_advance_the_deal(esign, docusign, connect_url):
-    class Refuses:
-        def verify(self, pdf: bytes, deal_id: int) -> SignatureVerdict:
-            return SignatureVerdict("rejected", ("the total on page 1 differs from the quote",))
-    esign.signed_quote_check = Refuses()
+    docusign.fill_tabs = False  # "completed", but nothing is signed on the document it hands back
     deal_id, envelope = _sent(esign)
     docusign.set_status(envelope, "completed")
     body = docusign.connect_body(envelope)
@@ -85,6 +85,9 @@ def test_a_signed_pdf_the_verifier_rejects_does_not_advance_the_deal(esign, docu
     esign.relay.drain()
     assert stage_of(esign.ledger, deal_id) is Stage.SENT
     assert "esign.signature_not_accepted" in _kinds(esign, deal_id)
+    told = esign.ledger.read(lambda s: s.scalars(select(Event.data).where(
+        Event.kind == "esign.signature_not_accepted")).one())
+    assert told["reasons"] == ["the quote is not signed"]
     assert esign.ledger.read(lambda s: s.scalars(select(DocuSignEnvelope.verdict)).one()) == "rejected"
 
 

@@ -53,7 +53,7 @@ def _message(ledger, key):
 
 def test_side_effects_committed_before_a_crash_are_published_once_after_restart(services, make_services):
     deal = deal_at(services.ledger, seed(services.ledger), Stage.QUOTED)
-    services.ledger.run(send_quote, deal, provider="email", actor="U_REP")
+    services.ledger.run(send_quote, deal, provider="docusign", actor="U_REP")
     services.close()  # the process dies before its relay ran
 
     restarted = make_services()

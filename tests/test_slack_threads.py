@@ -54,7 +54,7 @@ def _the_quote_sent_post(ledger, deal_id):
 
 
 def _send(ledger, deal_id):
-    ledger.run(send_quote, deal_id, provider="email", actor="U_REP")
+    ledger.run(send_quote, deal_id, provider="docusign", actor="U_REP")  # its envelope waits in the file sink
 
 
 @pytest.fixture

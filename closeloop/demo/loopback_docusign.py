@@ -10,7 +10,9 @@ is an error too, so a misspelt field cannot pass. Invalid bodies get DocuSign's 
 and are kept in `invalid` for the tests to assert on.
 
 Faults: `drop_after_create = n` stores the next n envelopes and then closes the
-connection without answering (the caller cannot know it was created)."""
+connection without answering (the caller cannot know it was created);
+`fill_tabs = False` hands back completed documents with their tabs left empty (what
+a broken or forged completion would look like: the verifier must refuse it)."""
 from __future__ import annotations
 
 import base64
@@ -180,6 +182,7 @@ class LoopbackDocuSign:
         self.requests: list[tuple[str, str]] = []
         self.invalid: list[tuple[str, list[str]]] = []
         self.drop_after_create = 0
+        self.fill_tabs = True
         self.lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -325,11 +328,74 @@ class LoopbackDocuSign:
         if envelope is None:
             return 404, {"errorCode": "ENVELOPE_DOES_NOT_EXIST", "message": "The envelope does not exist."}
         if document_id == "combined":
-            return 200, envelope.document + f"\n% signed in loopback DocuSign, envelope {envelope_id}\n".encode()
+            return 200, completed_pdf(envelope, fill_tabs=self.fill_tabs)
         if document_id == "certificate":
-            return 200, (b"%PDF-1.4\n% Certificate of Completion\n% envelope " + envelope_id.encode()
-                         + b"\n%%EOF\n")
+            return 200, certificate_pdf(envelope)
         return 404, {"errorCode": "DOCUMENT_DOES_NOT_EXIST", "message": "no such document"}
+
+
+def completed_pdf(envelope: StoredEnvelope, *, fill_tabs: bool = True) -> bytes:
+    """What DocuSign's combined document of a completed envelope carries: the document
+    as sent with "Docusign Envelope ID: …" stamped on every page, the tabs filled at
+    their anchors (a drawn signature at /sn1/, the signer's full name at /fn1/, the
+    date signed at /dt1/), and the certificate of completion appended."""
+    import io
+
+    import pdfplumber
+    from fpdf import FPDF
+    from pypdf import PdfReader, PdfWriter
+
+    signer = envelope.definition["recipients"]["signers"][0]
+    original = envelope.document
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(original)))
+    with pdfplumber.open(io.BytesIO(original)) as plumber:
+        anchors = [{w["text"]: (w["x0"], w["top"]) for w in page.extract_words() if w["text"] in _ANCHORS}
+                   for page in plumber.pages]
+    for index, page in enumerate(writer.pages):
+        width, height = float(page.mediabox.width), float(page.mediabox.height)
+        stamp = FPDF(unit="pt", format=(width, height))
+        stamp.set_auto_page_break(False)
+        stamp.add_page()
+        stamp.set_font("Helvetica", size=8)
+        stamp.set_xy(20, 6)
+        stamp.cell(400, 12, f"Docusign Envelope ID: {envelope.envelope_id.upper()}")
+        found = anchors[index] if fill_tabs else {}
+        if "/sn1/" in found:  # the signature the signer adopted, drawn as DocuSign does
+            x, y = found["/sn1/"]
+            stamp.set_line_width(1.2)
+            stamp.line(x + 10, y + 30, x + 50, y + 12)
+            stamp.line(x + 50, y + 12, x + 80, y + 36)
+            stamp.line(x + 80, y + 36, x + 140, y + 16)
+        stamp.set_font("Helvetica", size=10)
+        for anchor, text in (("/fn1/", str(signer.get("name") or "")), ("/dt1/", envelope.status_changed[:10])):
+            if anchor in found:
+                x, y = found[anchor]
+                stamp.set_xy(x + 6, y + 4)
+                stamp.cell(200, 12, _latin(text))
+        page.merge_page(PdfReader(io.BytesIO(bytes(stamp.output()))).pages[0])
+    writer.append(PdfReader(io.BytesIO(certificate_pdf(envelope))))
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def certificate_pdf(envelope: StoredEnvelope) -> bytes:
+    from fpdf import FPDF
+    pdf = FPDF(unit="pt", format="A4")
+    pdf.add_page()
+    pdf.set_font("Helvetica", size=14)
+    pdf.cell(400, 20, "Certificate Of Completion", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("Helvetica", size=10)
+    pdf.cell(400, 14, f"Envelope Id: {envelope.envelope_id.upper()}", new_x="LMARGIN", new_y="NEXT")
+    pdf.cell(400, 14, f"Status: {envelope.status.capitalize()}   Completed: {envelope.status_changed}")
+    return bytes(pdf.output())
+
+
+_ANCHORS = ("/sn1/", "/fn1/", "/dt1/")
+
+
+def _latin(text: str) -> str:  # the core fonts are Latin-1; a signer's name outside it shows as "?"
+    return text.encode("latin-1", "replace").decode("latin-1")
 
 
 def _handler(docusign: LoopbackDocuSign) -> type[BaseHTTPRequestHandler]:
