@@ -4,7 +4,7 @@ email that tells the customer exactly what to fix.
 The quote goes out as an `email.send` (flows/esign_email.py, Reply-To carrying the deal's
 token); a returned signed PDF (`mail.signed_return`) is handed to
 `EmailSigning.returned(deal_id, pdf, key)`, and `esign.rejection_email` becomes an
-`email.send` of the "quote_rejected" mail (closeloop/esign_wiring.py)."""
+`email.send` of the "signature_rejected" mail (closeloop/mail_wiring.py)."""
 from __future__ import annotations
 
 import hashlib

@@ -333,11 +333,3 @@ PARAGRAPHS.update({"receipt": _receipt, "payment_reminder": _dunning, "payment_o
 LOCALIZED_SUBJECTS = {"receipt", "payment_reminder", "payment_overdue", "payment_link", "quote_reminder",
                       "check_in"}
 
-
-def _quote_rejected(texts: dict[str, str], fields: dict[str, Any], context: dict[str, Any]) -> list[str]:
-    """A returned signed copy we could not accept: the localized opening line (from
-    adapters/email_signing.py) and the verifier's reasons, one per paragraph."""
-    return [str(context["intro"]), *(f"– {reason}" for reason in context.get("reasons") or ()), texts["questions"]]
-
-
-PARAGRAPHS["quote_rejected"] = _quote_rejected  # the e-signature issue's mail (subject given by the sender)

@@ -12,14 +12,14 @@ import threading
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from adapters.email_signing import EmailSigning, rejection_intro
+from adapters.email_signing import EmailSigning
 from adapters.esign_ports import SignatureVerdict
 from closeloop.documents import company_from, issued_quote, quote_pdf, verify_returned_quote
 from closeloop.relay import Route
 from flows.deals import Deal, SignatureEnvelope
 from flows.documents import quote_document
 from flows.errors import LedgerError
-from flows.esign_email import email_quote, email_rejection
+from flows.esign_email import email_quote
 from flows.ledger import Ledger
 from flows.outbox import Delivery, PermanentFailure, RetryPolicy
 from parsers.pdf_errors import PdfError
@@ -77,8 +77,8 @@ class VerifiedQuotes:
 
 class EmailQuotes:
     """Signing by email: `esign.send` renders the quote PDF into the documents folder and
-    queues the "quote" email with it attached; `esign.rejection_email` queues the
-    "quote_rejected" email listing the verifier's reasons."""
+    queues the "quote" email with it attached. (The "what to fix" answer to a returned copy
+    is `esign.rejection_email`, routed in closeloop/mail_wiring.py.)"""
 
     def __init__(self, services: Services) -> None:
         self.services = services
@@ -98,12 +98,6 @@ class EmailQuotes:
         _run(ledger, email_quote, envelope_id, filename=target.name, path=str(target.resolve()),
              domain=settings.mail_domain)
 
-    def rejection(self, delivery: Delivery) -> None:
-        payload = delivery.payload
-        subject, intro = rejection_intro(str(payload.get("locale") or "en"), str(payload["quote"]),
-                                         int(payload["version"]))
-        _run(self.services.ledger, email_rejection, payload, key=delivery.idempotency_key, subject=subject,
-             intro=intro, domain=self.services.settings.mail_domain)
 
 
 def _deal_and_version(session, envelope_id: int) -> tuple[int, int]:  # type: ignore[no-untyped-def]
@@ -158,7 +152,6 @@ def esign_routes(services: Services, retry: RetryPolicy, table: dict[str, Route]
                                        "is not accepted)")
     table["esign.send"] = Route(by_provider(relay.send if relay else fallback_send, by_email.send), retry)
     table["esign.void"] = Route(by_provider(relay.void if relay else fallback_void, email_void), retry)
-    table["esign.rejection_email"] = Route(by_email.rejection, retry)
     if relay is None:
         return
     table["esign.remind"] = Route(relay.remind, retry)

@@ -71,6 +71,9 @@ def queue_rejection_email(tx: Tx, payload: dict[str, Any], *, key: str, domain: 
         return Done.ALREADY
     deal = tx.get(Deal, int(payload["deal_id"]), lock=False)
     inbound = tx.session.get(InboundMail, int(payload["inbound_id"])) if payload.get("inbound_id") else None
+    if inbound is None:  # a copy that did not come by email: answer in the customer's latest thread, if any
+        inbound = tx.session.scalar(select(InboundMail).where(
+            InboundMail.deal_id == deal.id, InboundMail.from_address.is_not(None)).order_by(InboundMail.id.desc()))
     to = (inbound.from_address if inbound is not None else None) or payload.get("to")
     if not to:
         tx.record("esign.rejection_not_sent", deal_id=deal.id, customer_id=deal.customer_id, key=key,

@@ -98,7 +98,7 @@ def test_a_rejected_copy_emails_the_customer_what_to_fix_in_her_thread(mailing, 
     assert fix["In-Reply-To"] == "<reply-1@acme.example>"  # threads under her mail
     assert deal_from_addresses([str(fix["Reply-To"])], SECRET) == deal_id
     text = fix.get_body(("plain",)).get_content()
-    assert "We could not accept the signed copy" in text and "– the quote is not signed" in text
+    assert "We could not accept the signed copy" in text and "- the quote is not signed" in text
     mailing.relay.drain()
     assert len(smtp.received) == 2  # the what-to-fix email once
 

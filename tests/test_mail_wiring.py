@@ -38,6 +38,8 @@ LANGUAGES = {  # locale -> (money as Babel writes 1,234.56 EUR, the long date of
     "he": ("1,234.56", "9 באפריל 2026"),
 }
 CONTEXTS = {  # the payloads the flows write (flows/collections.py, flows/mail_requests.py, esign)
+    "quote": {"name": "Ada", "number": "Q-2026-0042", "version": 2, "amount_minor": 123456, "currency": "EUR",
+              "valid_until": "2026-05-01"},
     "receipt": {"kind": "receipt", "customer": "Acme", "amount": 123456, "currency": "EUR", "method": "card",
                 "reference": "pi_1", "received_at": "2026-04-09T10:00:00+00:00",
                 "invoices": [{"invoice": "INV-1", "amount": 123456, "balance": 0, "status": "paid"}]},
