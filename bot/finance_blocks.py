@@ -37,7 +37,6 @@ INVOICE_MARK_PAID = "invoice_mark_paid"
 LICENSE_SUSPEND = "license_suspend"
 LICENSE_REINSTATE = "license_reinstate"
 COLLECT_STATEMENT = "collect_statement"
-GAP_SNOOZE = "gap_snooze"
 LICENSE_MODAL = "license_status"  # callback_id of the modal that asks why
 
 
