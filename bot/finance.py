@@ -24,7 +24,7 @@ from bot.finance_blocks import (COLLECT_STATEMENT, INVOICE_MARK_PAID, INVOICE_RE
                                 LICENSE_REINSTATE, LICENSE_SUSPEND, Message, aging_card, escape, invoice_cards,
                                 license_cards, license_modal, pack, pick_list, plain, unpack)
 from bot.identity import Identity
-from closeloop.bootstrap import NOT_YET, Services
+from closeloop.bootstrap import Services
 from flows import finance_views as views
 from flows.errors import LedgerError
 from flows.finance import record_payment, reinstate_license, resend_invoice, send_statement, suspend_license
@@ -102,7 +102,7 @@ def register(app: App, services: Services, identity: Identity) -> None:
             return (f":information_source: Already done: `{escape(number)}` was resent for this request before; "
                     "nothing changed.")
         return (f":outbox_tray: Invoice `{escape(number)}` will be sent again to the billing contact."
-                f"{_not_yet('invoice.deliver')}")
+                f"{_not_yet(services, 'invoice.deliver')}")
 
     def pay(number: str, amount: int, reference: str, user: str) -> str:
         done = run(record_payment, invoice_number=number, amount=amount, method=PAYMENT_METHOD,
@@ -183,7 +183,7 @@ def register(app: App, services: Services, identity: Identity) -> None:
         what = f"License #{license_id} ({escape(item.product)} × {item.seats}, {escape(item.customer)})"
         if done is Done.ALREADY:
             return f":information_source: Already done: {what} is {item.status}; nothing changed."
-        return f":white_check_mark: {what} is now {item.status}.{_not_yet('license.provision')}"
+        return f":white_check_mark: {what} is now {item.status}.{_not_yet(services, 'license.provision')}"
 
     # --- /collect -------------------------------------------------------------------------
 
@@ -226,7 +226,7 @@ def register(app: App, services: Services, identity: Identity) -> None:
         if done is Done.ALREADY:
             return f":information_source: Already done: a statement for {name} was requested; nothing changed."
         return (f":email: A statement of account for {name} is on its way to their billing contact."
-                f"{_not_yet('collect.statement')}")
+                f"{_not_yet(services, 'collect.statement')}")
 
 
 # --- what each lookup shows --------------------------------------------------------------
@@ -315,7 +315,7 @@ def payment_reference(number: str, request: str) -> str:
     return reference[:120]
 
 
-def _not_yet(kind: str) -> str:
-    """Say so plainly when the side effect is only written to the outbox file for now."""
-    note = NOT_YET.get(kind)
+def _not_yet(services: Services, kind: str) -> str:
+    """Say so plainly when, as configured, the side effect is only written to the outbox file."""
+    note = services.unsent.get(kind)
     return f"\n_Note: {note}; until then it is written to the outbox file._" if note else ""

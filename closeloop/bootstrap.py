@@ -37,6 +37,9 @@ class Services:
     ledger: Ledger
     sink: FileSink
     relay: Relay = field(init=False)
+    # The kinds this configuration still writes to the file sink, with the reason (the bot
+    # says so to the person who asked), read from the routes as built, not from NOT_YET.
+    unsent: dict[str, str] = field(init=False, default_factory=dict)
     money: Any = field(init=False)  # closeloop.money.Money: gateway and money policies
     # E-signature: the document ports (the quote renderer, the signed-quote verifier) and DocuSign.
     quote_document: Any = field(init=False)
@@ -139,10 +142,11 @@ def routes(services: Services, retry: RetryPolicy) -> dict[str, Route]:
     table = {"pipeline.step": Route(run_pipeline_step(services.ledger), retry)}
     for kind, note in NOT_YET.items():
         table[kind] = Route(services.sink.handler(note), retry)
+    to_sink = {kind: table[kind] for kind in NOT_YET}
     table.update(money_routes(services.money, retry))  # payment.collect, payment.event
     settings = services.settings
     invoices = InvoiceDocuments(services.ledger, company_from(settings), settings.documents_dir, services.sink)
-    table["invoice.deliver"] = Route(invoices.deliver, retry)  # the PDF is rendered; email comes later
+    table["invoice.deliver"] = Route(invoices.deliver, retry)  # rendered only; mail_request_routes emails it
     from closeloop.gaps_wiring import gap_routes  # completeness: the daily digest
     table.update(gap_routes(services, retry))
     table["license.provision"] = Route(license_provisioning(services), retry)
@@ -157,6 +161,9 @@ def routes(services: Services, retry: RetryPolicy) -> dict[str, Route]:
     esign_wiring.esign_routes(services, retry, table)
     from closeloop.mail_wiring import mail_request_routes  # invoices, "what to fix", reminders: by email
     table.update(mail_request_routes(services, retry, invoices))
+    services.unsent = {kind: NOT_YET[kind] for kind, route in to_sink.items() if table[kind] is route}
+    if not (settings.license_webhook_url and settings.license_webhook_secret):
+        services.unsent["license.provision"] = NOT_YET["license.provision"]
     return table
 
 
