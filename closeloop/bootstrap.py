@@ -2,7 +2,6 @@
 their own settings and clock; nothing else constructs engines, ledgers or relays."""
 from __future__ import annotations
 
-import logging
 import threading
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -23,7 +22,6 @@ from closeloop.money import build_money, money_routes
 from closeloop.relay import Relay, Route
 from flows.access import Role, grant_role
 from flows.clock import Clock, SystemClock
-from flows.billing_run import billing_tick
 from flows.errors import LedgerError
 from flows.ledger import Ledger, Policy, Tx
 from flows.outbox import Delivery, PermanentFailure, RetryPolicy
@@ -69,40 +67,31 @@ def build(settings: Settings, clock: Clock | None = None) -> Services:
 
 class Embedded:
     """The all-in-one process: the relay drains the outbox in a background thread,
-    woken as soon as a step commits side effects."""
+    woken as soon as a step commits side effects, and the beat schedule
+    (closeloop/schedule.py) runs in another."""
 
     def __init__(self, services: Services) -> None:
+        from closeloop.schedule import EmbeddedBeat
         self.services = services
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="closeloop-relay", daemon=True)
-        self._beat = threading.Thread(target=self._tick, name="closeloop-billing-tick", daemon=True)
+        self._beat = EmbeddedBeat(services)
 
     def __enter__(self) -> Embedded:
         self.services.ledger.after_commit.append(self._wake)
         self._thread.start()
-        self._beat.start()
-        esign_wiring.reconcile_ticker(self.services, self._stop)
+        self._beat.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self.services.relay.wake()
+        self._beat.__exit__()
         self._thread.join(timeout=30)
-        self._beat.join(timeout=30)
         self.services.ledger.after_commit.remove(self._wake)
 
     def _run(self) -> None:
         self.services.relay.run_forever(self._stop, self.services.settings.relay_poll_seconds)
-
-    def _tick(self) -> None:
-        """The beat, embedded: the billing tick now and then every CLOSELOOP_BILLING_TICK_SECONDS
-        (each tick bills what is due today; never a long countdown)."""
-        while not self._stop.is_set():
-            try:
-                billing_tick(self.services.ledger)
-            except Exception:  # noqa: BLE001 — the next tick tries again; the relay must keep running
-                logging.getLogger("closeloop.billing").exception("billing tick failed")
-            self._stop.wait(self.services.settings.billing_tick_seconds)
 
     def _wake(self, tx: Tx) -> None:
         if tx.outbox_written:

@@ -68,11 +68,16 @@ def db() -> None:
 
 
 @db.command("upgrade")
-def db_upgrade() -> None:
+@click.option("--hold", is_flag=True, help="then keep running until stopped (for honcho and foreman, which stop "
+                                          "every process when one exits)")
+def db_upgrade(hold: bool) -> None:
     """Create or migrate the schema to the latest version (also: `db init`, `db migrate`)."""
     settings = _settings()
     migrate.upgrade(settings.database_url)
-    click.echo(f"database at head ({migrate.head_revision(settings.database_url)})")
+    click.echo(f"database at head ({migrate.head_revision(settings.database_url)})", nl=True)
+    if hold:
+        sys.stdout.flush()
+        _stop_on_signals().wait()
 
 
 db.add_command(db_upgrade, "init")
@@ -144,8 +149,7 @@ def run_command() -> None:
     configured serve it too (Socket Mode with SLACK_APP_TOKEN, else HTTP on $PORT)."""
     services = _start(migrate_embedded=True, always=True)
     stop = _stop_on_signals()
-    from closeloop.gaps_wiring import GapScheduler
-    with Embedded(services), GapScheduler(services):
+    with Embedded(services):
         if services.settings.slack_enabled and services.settings.slack_app_token:
             handler = _socket_mode(services)
             handler.connect()
@@ -184,9 +188,13 @@ def web_command() -> None:
 def bot_command() -> None:
     """Serve Slack over Socket Mode (needs SLACK_APP_TOKEN)."""
     services = _start(migrate_embedded=True)
-    if not (services.settings.slack_enabled and services.settings.slack_app_token):
-        raise click.ClickException("Socket Mode needs SLACK_APP_TOKEN, SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET")
     stop = _stop_on_signals()
+    if not (services.settings.slack_enabled and services.settings.slack_app_token):
+        # Idle rather than exit: process managers such as honcho stop every process when one exits.
+        click.echo("closeloop bot: Socket Mode is off (it needs SLACK_APP_TOKEN, SLACK_BOT_TOKEN and "
+                   "SLACK_SIGNING_SECRET); the web process serves Slack over HTTP. Idle until stopped.")
+        stop.wait()
+        return
     handler = _socket_mode(services)
     handler.connect()
     click.echo("closeloop bot connected over Socket Mode (Ctrl-C to stop)")
@@ -228,18 +236,39 @@ def roles_list() -> None:
 
 
 def _start(*, migrate_embedded: bool, always: bool = False) -> Services:
-    """Build the services for a long-running process. SQLite (embedded) is migrated on
-    start; PostgreSQL must already be at head (the release process migrates it)."""
+    """Build the services for a long-running process, which logs JSON lines. SQLite
+    (embedded) is migrated on start; PostgreSQL is migrated by the release process, and
+    a process started beside it waits for the schema to reach head (up to a minute).
+    With BROKER_URL, a commit that writes to the outbox wakes the Celery dispatch."""
+    from closeloop import logs
+    logs.setup(verbose=True, json_lines=True)
     settings = _settings()
     if settings.database_url.startswith("sqlite") and (migrate_embedded or always):
         migrate.upgrade(settings.database_url)
     services = build(settings)
-    current, head = migrate.current_revision(services.engine), migrate.head_revision(settings.database_url)
+    head = migrate.head_revision(settings.database_url)
+    current = _wait_for_schema(services, head)
     if current != head:
         raise click.ClickException(f"the database is at schema {current or 'none'}, not {head}: "
                                    "run `closeloop db upgrade` (the Procfile's release process does)")
     apply_role_grants(services)
+    if settings.broker_url:
+        from closeloop.tasks import wake_dispatch_on_commit
+        wake_dispatch_on_commit(services)
     return services
+
+
+def _wait_for_schema(services: Services, head: str | None, seconds: float = 60) -> str | None:
+    import time
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            current = migrate.current_revision(services.engine)
+        except DBAPIError:
+            current = None
+        if current == head or services.settings.database_url.startswith("sqlite") or time.monotonic() > deadline:
+            return current
+        time.sleep(1)
 
 
 def _stop_on_signals() -> threading.Event:
@@ -310,3 +339,7 @@ main.add_command(pay)
 from closeloop.esign_cli import esign as _esign  # noqa: E402 — registered last, kept in its own module
 
 main.add_command(_esign)
+from closeloop.celery_cli import beat_command, worker_command  # noqa: E402 — production on Celery
+
+main.add_command(worker_command)
+main.add_command(beat_command)

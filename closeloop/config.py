@@ -26,6 +26,20 @@ class Settings(BaseSettings):
     relay_lease_seconds: int = Field(60, alias="CLOSELOOP_RELAY_LEASE_SECONDS")
     relay_max_attempts: int = Field(10, alias="CLOSELOOP_RELAY_MAX_ATTEMPTS")
     relay_poll_seconds: float = Field(0.5, alias="CLOSELOOP_RELAY_POLL_SECONDS")
+    # Production on Celery (closeloop/celery_app.py). The visibility timeout is how long the
+    # broker waits for an unacknowledged task before delivering it again: longer than any
+    # task may run (the hard time limit below), and there are no countdowns at all.
+    broker_url: str | None = Field(None, alias="BROKER_URL",
+                                   description="redis://… or amqp://…; unset: the embedded process does it all")
+    celery_visibility_seconds: int = Field(3600, alias="CLOSELOOP_CELERY_VISIBILITY_SECONDS", ge=60)
+    celery_task_seconds: int = Field(300, alias="CLOSELOOP_CELERY_TASK_SECONDS", ge=5,
+                                     description="hard time limit of one task (below the visibility timeout)")
+    dispatch_seconds: float = Field(1.0, alias="CLOSELOOP_DISPATCH_SECONDS", gt=0,
+                                    description="how often the beat hands due outbox messages to the queues")
+    dispatch_in_flight: int = Field(200, alias="CLOSELOOP_DISPATCH_IN_FLIGHT", ge=1,
+                                    description="outbox messages handed to the queues and not yet delivered, at most")
+    money_tick_seconds: float = Field(3600, alias="CLOSELOOP_MONEY_TICK_SECONDS", gt=0,
+                                      description="how often charges start, unknown ones resolve, collections run")
     ledger_concurrency: int = Field(4, alias="CLOSELOOP_LEDGER_CONCURRENCY", ge=1, le=64,
                                     description="threads of one process inside the ledger at once")
     discount_approval_percent: int = Field(15, alias="CLOSELOOP_DISCOUNT_APPROVAL_PERCENT", ge=0, le=100,

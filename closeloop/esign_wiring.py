@@ -8,7 +8,6 @@ one: `services.signed_quote_check = ...`."""
 from __future__ import annotations
 
 import logging
-import threading
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -156,23 +155,3 @@ def esign_routes(services: Services, retry: RetryPolicy, table: dict[str, Route]
         return
     table["esign.remind"] = Route(relay.remind, retry)
     table["esign.connect_event"] = Route(relay.connect_event, retry)
-
-
-def reconcile_ticker(services: Services, stop: threading.Event) -> threading.Thread | None:
-    """The embedded process's clock for the reconciler (Celery beat takes over later)."""
-    relay = services.esign
-    if relay is None:
-        return None
-
-    def tick() -> None:
-        while not stop.wait(services.settings.esign_reconcile_tick_seconds):
-            try:
-                counts = relay.reconcile()
-                if counts["changed"]:
-                    log.info("esign reconcile: %s", counts)
-            except Exception:  # DocuSign or the database away: next tick tries again
-                log.exception("esign reconcile failed")
-
-    thread = threading.Thread(target=tick, name="closeloop-esign-reconcile", daemon=True)
-    thread.start()
-    return thread

@@ -5,7 +5,6 @@ production issue: it calls the same step, `post_digest_if_due`, every few minute
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Any
 
 from adapters.gap_digest import GapDigestPoster
@@ -48,30 +47,3 @@ def gap_routes(services: Any, retry: RetryPolicy) -> dict[str, Route]:
 def digest_tick(services: Any) -> Any:
     """One tick of the schedule: queue today's digest if it is due and not yet queued."""
     return services.ledger.run(post_digest_if_due, gap_policy(services.settings), digest_schedule(services.settings))
-
-
-class GapScheduler:
-    """Ticks the digest step every CLOSELOOP_SCHEDULER_SECONDS in a daemon thread."""
-
-    def __init__(self, services: Any) -> None:
-        self.services = services
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="closeloop-scheduler", daemon=True)
-
-    def __enter__(self) -> GapScheduler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                day = digest_tick(self.services)
-                if day is not None:
-                    log.info("gap digest for %s queued", day)
-            except Exception:  # noqa: BLE001 — a failed tick is retried at the next one
-                log.exception("gap digest tick failed")
-            self._stop.wait(self.services.settings.scheduler_seconds)

@@ -5,7 +5,8 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.pool import NullPool
 
 
 def alembic_config(url: str) -> Config:
@@ -15,8 +16,25 @@ def alembic_config(url: str) -> Config:
     return config
 
 
+_MIGRATION_LOCK = 7_311_001  # pg_advisory_lock key: one migrator at a time
+
+
 def upgrade(url: str) -> None:
-    command.upgrade(alembic_config(url), "head")
+    """Migrate to head. On PostgreSQL under an advisory lock, so two processes started
+    together (two releases, a release and a demo) migrate one after the other."""
+    if not url.startswith("postgresql"):
+        command.upgrade(alembic_config(url), "head")
+        return
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _MIGRATION_LOCK})
+            try:
+                command.upgrade(alembic_config(url), "head")
+            finally:
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _MIGRATION_LOCK})
+    finally:
+        engine.dispose()
 
 
 def current_revision(engine: Engine) -> str | None:

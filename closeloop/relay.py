@@ -18,6 +18,8 @@ from datetime import timedelta
 
 from flows import outbox
 from flows.ledger import Ledger, Tx
+from adapters.crashpoints import crashpoint
+from closeloop.logs import deal_context
 from flows.outbox import Delivery, PermanentFailure, RetryAfter, RetryPolicy
 
 log = logging.getLogger("closeloop.relay")
@@ -73,35 +75,54 @@ class Relay:
     def _lease(self, tx: Tx) -> list[Delivery]:
         return outbox.lease(tx.session, tx.now, self.owner, self.lease_for, self.batch)
 
-    def _deliver(self, delivery: Delivery) -> None:
+    def hand_out(self, limit: int, *, stream: str | None = None,
+                 in_flight: int | None = None) -> list[tuple[int, str, str]]:
+        """Lease due messages to tasks yet to be sent, one owner each (the Celery relay)."""
+        return self.ledger.run(lambda tx: outbox.hand_out(tx.session, tx.now, self.lease_for, limit,
+                                                          stream=stream, in_flight=in_flight))
+
+    def deliver_handed(self, message_id: int, owner: str) -> Delivery | None:
+        """Deliver one handed-out message as its owner; None when it is no longer ours."""
+        delivery = self.ledger.run(lambda tx: outbox.claim(tx.session, message_id, owner, tx.now, self.lease_for))
+        if delivery is not None:
+            self._deliver(delivery, owner)
+        return delivery
+
+    def _deliver(self, delivery: Delivery, owner: str | None = None) -> None:
+        with deal_context(deal=delivery.deal_id, kind=delivery.kind, message=delivery.id, attempt=delivery.attempt):
+            self._deliver_as(delivery, owner or self.owner)
+
+    def _deliver_as(self, delivery: Delivery, owner: str) -> None:
         route = self.routes.get(delivery.kind)
         if route is None:
-            self._settle(delivery, f"no adapter handles '{delivery.kind}' messages", retry_in=None)
+            self._settle(delivery, owner, f"no adapter handles '{delivery.kind}' messages", retry_in=None)
             return
         if delivery.attempt > route.policy.max_attempts:
-            self._settle(delivery, f"gave up after {route.policy.max_attempts} attempts whose leases expired "
-                                   "(the relay crashed or hung while delivering)", retry_in=None)
+            self._settle(delivery, owner, f"gave up after {route.policy.max_attempts} attempts that never finished "
+                                          "(the worker died or hung while delivering)", retry_in=None)
             return
+        crashpoint("deliver.before", delivery)
         try:
             route.handler(delivery)
         except PermanentFailure as error:
-            self._settle(delivery, f"permanent failure: {error}", retry_in=None)
+            self._settle(delivery, owner, f"permanent failure: {error}", retry_in=None)
         except RetryAfter as error:  # the service said when: wait exactly that, never less
             retry_in = timedelta(seconds=error.seconds) if delivery.attempt < route.policy.max_attempts else None
-            self._settle(delivery, str(error), retry_in=retry_in)
+            self._settle(delivery, owner, str(error), retry_in=retry_in)
         except Exception as error:
             retry_in = None
             if delivery.attempt < route.policy.max_attempts:
                 retry_in = route.policy.delay(delivery.attempt, self.rng)
-            self._settle(delivery, f"{type(error).__name__}: {error}", retry_in=retry_in)
+            self._settle(delivery, owner, f"{type(error).__name__}: {error}", retry_in=retry_in)
         else:
-            if not self.ledger.run(lambda tx: outbox.complete(tx.session, delivery, self.owner, tx.now)):
+            crashpoint("deliver.after", delivery)
+            if not self.ledger.run(lambda tx: outbox.complete(tx.session, delivery, owner, tx.now)):
                 log.warning("relay: lease on message %s was lost before completion; it will be delivered "
                             "again and de-duplicated by its key %s", delivery.id, delivery.idempotency_key)
 
-    def _settle(self, delivery: Delivery, error: str, *, retry_in: timedelta | None) -> None:
+    def _settle(self, delivery: Delivery, owner: str, error: str, *, retry_in: timedelta | None) -> None:
         status = self.ledger.run(
-            lambda tx: outbox.fail(tx.session, delivery, self.owner, tx.now, error, retry_in))
+            lambda tx: outbox.fail(tx.session, delivery, owner, tx.now, error, retry_in))
         if retry_in is None:
             log.error("relay: message %s (%s) dead-lettered: %s", delivery.id, delivery.kind, error)
         else:

@@ -382,6 +382,18 @@ def outbox_dead(ctx: Context) -> Select[Any]:
                    OutboxMessage.created_at <= ctx.now - timedelta(minutes=ctx.threshold)))
 
 
+def outbox_lagging(ctx: Context) -> Select[Any]:
+    # Due N minutes ago or more and still not delivered: the relays (Celery workers, or
+    # the embedded thread) are down, stuck or far behind. Retries waiting for their
+    # backoff are not due yet, so they do not count.
+    return (select(*_row(OutboxMessage.id, Deal.customer_id, OutboxMessage.deal_id, _text(ADMIN), null(), null(),
+                         OutboxMessage.available_at, OutboxMessage.kind,
+                         func.coalesce(func.substr(OutboxMessage.last_error, 1, 200), _text("not delivered yet"))))
+            .outerjoin(Deal, Deal.id == OutboxMessage.deal_id)
+            .where(OutboxMessage.status.in_([OutboxStatus.PENDING, OutboxStatus.LEASED]),
+                   OutboxMessage.available_at <= ctx.now - timedelta(minutes=ctx.threshold)))
+
+
 def mail_failed(ctx: Context) -> Select[Any]:
     # An email refused for good (5xx, refused recipients) or bounced permanently
     # (flows/mail.py), with no later message of the same template to the deal sent since.
@@ -504,6 +516,9 @@ RULES: tuple[Rule, ...] = (
     Rule("outbox-dead", "Message failed for good", "Outbound message (Slack, email, e-signature, charge…) that "
          "failed for good, dead-lettered N minutes ago or more.", ADMIN, "outbox message", 0, "minutes",
          outbox_dead),
+    Rule("outbox-lagging", "Messages not going out", "Outbound message due N minutes ago or more and still not "
+         "delivered: the workers are down, stuck or far behind (retries waiting out their backoff are not due).",
+         ADMIN, "outbox message", 15, "minutes", outbox_lagging),
     Rule("mail-failed", "Email failed", "Email refused for good or bounced permanently N minutes ago or more, "
          "and no later email of its kind sent to the deal.", REP, "outbound mail", 0, "minutes", mail_failed),
     Rule("inbound-unmatched", "Inbound not matched", "Inbound email received N hours ago or more that matched no "

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import enum
 import random
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Index, Integer, String, Text, and_, exists, or_, select, update
+from sqlalchemy import Index, Integer, String, Text, and_, exists, func, or_, select, update
 from sqlalchemy.orm import Mapped, Session, aliased, mapped_column
 
 from flows.base import Base, Id, enum_column
@@ -155,3 +156,54 @@ class RetryAfter(Exception):
     def __init__(self, seconds: float, message: str = "") -> None:
         super().__init__(message or f"asked to retry after {seconds:g} s")
         self.seconds = seconds
+
+
+# --- handing messages out one by one (the Celery relay: one task per message) ----------
+
+def hand_out(session: Session, now: datetime, lease_for: timedelta, limit: int, *,
+             stream: str | None = None, in_flight: int | None = None) -> list[tuple[int, str, str]]:
+    """Lease due messages at the head of their stream to tasks not yet sent: each row
+    gets its own owner (the id of the task that will deliver it); returns (id, kind,
+    owner). With `in_flight`, at most that many are out at once, leased but undelivered,
+    so the task queues stay short and a hand-out's lease does not expire in a queue."""
+    if in_flight is not None:
+        out = session.scalar(select(func.count()).select_from(OutboxMessage).where(
+            OutboxMessage.status == OutboxStatus.LEASED, OutboxMessage.leased_until >= now)) or 0
+        limit = min(limit, max(0, in_flight - out))
+        if limit == 0:
+            return []
+    earlier = aliased(OutboxMessage)
+    blocked = exists().where(
+        earlier.stream == OutboxMessage.stream,
+        earlier.id < OutboxMessage.id,
+        earlier.status.in_([OutboxStatus.PENDING, OutboxStatus.LEASED]),
+    )
+    due = or_(
+        and_(OutboxMessage.status == OutboxStatus.PENDING, OutboxMessage.available_at <= now),
+        and_(OutboxMessage.status == OutboxStatus.LEASED, OutboxMessage.leased_until < now),
+    )
+    query = select(OutboxMessage).where(due, ~blocked)
+    if stream is not None:
+        query = query.where(OutboxMessage.stream == stream)
+    rows = session.scalars(query.order_by(OutboxMessage.id).limit(limit).with_for_update(skip_locked=True)).all()
+    handed = []
+    for row in rows:
+        row.status, row.leased_until = OutboxStatus.LEASED, now + lease_for
+        row.lease_owner = f"task:{uuid.uuid4().hex}"
+        handed.append((row.id, row.kind, row.lease_owner))
+    return handed
+
+
+def claim(session: Session, message_id: int, owner: str, now: datetime, lease_for: timedelta) -> Delivery | None:
+    """Start one attempt at a handed-out message: its lease renewed, its attempt counted.
+    None when the message is no longer ours (delivered, or handed out again after our
+    lease expired): the task has nothing to do. A task the broker delivers again after
+    its worker died claims the same message again, as a new attempt."""
+    row = session.scalar(select(OutboxMessage).where(
+        OutboxMessage.id == message_id, OutboxMessage.lease_owner == owner,
+        OutboxMessage.status == OutboxStatus.LEASED).with_for_update())
+    if row is None:
+        return None
+    row.attempts += 1
+    row.leased_until = now + lease_for
+    return Delivery(row.id, row.kind, dict(row.payload), row.idempotency_key, row.attempts, row.deal_id)

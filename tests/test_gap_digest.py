@@ -127,11 +127,11 @@ def test_a_long_digest_is_split_into_messages_within_block_kit_limits():
     assert gap_sections == 60
 
 
-def test_the_embedded_scheduler_ticks_the_digest_step(services, clock):
-    from closeloop.gaps_wiring import GapScheduler
+def test_the_embedded_beat_ticks_the_digest_step(services, clock):
+    from closeloop.schedule import EmbeddedBeat
     from tests.test_slack_lookup import wait_for
     services.settings = services.settings.model_copy(update={"scheduler_seconds": 0.05})
-    with GapScheduler(services):
+    with EmbeddedBeat(services):
         wait_for("the scheduler's digest", lambda: digests(services.ledger) == (1, 1))
         time_now = clock.now()
     assert services.ledger.read(lambda s: s.get(GapDigest, time_now.date()).claimed_at) == time_now

@@ -247,6 +247,12 @@ def dead_message(w: World) -> int:
     return w.read(lambda s: s.scalar(select(OutboxMessage.id).where(OutboxMessage.idempotency_key == "test:dead")))
 
 
+def due_message(w: World) -> int:
+    """A message due now and not delivered (nothing drains the outbox in these tests)."""
+    w.t0 = w.clock.now()
+    return dead_message(w)
+
+
 def set_outbox(status: OutboxStatus) -> Callable[..., None]:
     return lambda w, *_: w.write(lambda s: s.execute(update(OutboxMessage).where(
         OutboxMessage.idempotency_key == "test:dead").values(status=status)))
@@ -379,6 +385,7 @@ CASES = [
     Case("usage-unbilled", usage_billed_in_full, lambda w: vendor_bill(w, "1020"), charge_the_rest,
          fires_at_threshold=False, past=lambda w: vendor_bill(w, "1021"), amount=247),
     Case("outbox-dead", dead_message, set_outbox(OutboxStatus.DEAD), set_outbox(OutboxStatus.DONE)),
+    Case("outbox-lagging", due_message, _later(timedelta(minutes=15))[1], set_outbox(OutboxStatus.DONE)),
     Case("mail-failed", queued_mail, refuse_mail, send_again),
     Case("inbound-unmatched", triaged_mail, lambda w: w.at(w.t0 + H), route_mail),
     Case("invoice-pdf-unmatched", unmatched_invoice_pdf, lambda w: w.at(w.t0 + H), match_invoice_pdf, amount=12300),
@@ -416,11 +423,12 @@ def test_rule_fires_at_its_threshold_and_resolves_when_the_step_happens(services
 
 
 def test_snoozed_gap_is_hidden_audited_and_comes_back_when_the_snooze_ends(services, clock):
+    RULE = "won-not-invoiced"  # nothing drains the outbox here: outbox-lagging fires beside it
     w = World(services, clock)
     deal_id = deal_at(w.ledger, w.customer, Stage.WON)
     clock.advance(2 * H)
     w.evaluate()
-    gap = w.state("won-not-invoiced", deal_id)
+    gap = w.state(RULE, deal_id)
     with pytest.raises(InvalidInput):
         w.ledger.run(snooze_gap, gap.id, until=clock.now().date(), reason="later", actor="U0FIN")
     with pytest.raises(InvalidInput):
@@ -430,14 +438,14 @@ def test_snoozed_gap_is_hidden_audited_and_comes_back_when_the_snooze_ends(servi
     assert w.ledger.run(snooze_gap, gap.id, until=until, reason="waiting for the PO number",
                         actor="U0FIN").value == "already done"
     w.evaluate()
-    assert w.read(lambda s: list_gaps(s, clock.now()).total) == 0
-    assert w.read(lambda s: list_gaps(s, clock.now(), snoozed=True).items[0].snooze_reason) == "waiting for the PO number"
+    assert w.read(lambda s: list_gaps(s, clock.now(), rule=RULE).total) == 0
+    assert w.read(lambda s: list_gaps(s, clock.now(), rule=RULE, snoozed=True).items[0].snooze_reason) == "waiting for the PO number"
     w.at(w.day(until) - SECOND)
     w.evaluate()
-    assert w.read(lambda s: list_gaps(s, clock.now()).total) == 0
+    assert w.read(lambda s: list_gaps(s, clock.now(), rule=RULE).total) == 0
     w.at(w.day(until))
     w.evaluate()
-    back = w.read(lambda s: list_gaps(s, clock.now()).items)
+    back = w.read(lambda s: list_gaps(s, clock.now(), rule=RULE).items)
     assert [g.id for g in back] == [gap.id] and back[0].snoozed_until is None
     kinds = w.read(lambda s: [(e.kind, e.actor) for e in s.scalars(select(Event).where(Event.kind.like("gap.%"))
                                                                   .order_by(Event.id))])

@@ -1,0 +1,84 @@
+"""The Celery tasks: the outbox relay as tasks, and the beat's ticks.
+
+`dispatch` leases due outbox messages, each to the id of the task that will deliver
+it, and sends one `deliver` task per message to the queue of its kind. `deliver`
+claims its message as that owner (a task the broker hands out again after its worker
+died claims it again, as the next attempt), delivers it through the same routes as
+the embedded relay, then dispatches what became due, so a deal's next step does not
+wait for the beat. The outbox stays the record: a task lost with a broker restart
+leaves its message leased until the lease runs out, and the next dispatch sends it
+again. Nothing here is scheduled ahead; every task is idempotent."""
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from celery.signals import worker_process_init
+
+from closeloop.bootstrap import Services, build
+from closeloop.celery_app import app, configure, queue_for
+from closeloop.config import load_settings
+from closeloop.logs import deal_context
+from closeloop.schedule import run_tick
+
+log = logging.getLogger("closeloop.tasks")
+_services: Services | None = None
+_lock = threading.Lock()
+DISPATCH_BATCH = 100
+
+
+def services() -> Services:
+    """This process's services, built on first use (after the pool forked it)."""
+    global _services
+    with _lock:
+        if _services is None:
+            _services = build(load_settings())
+        return _services
+
+
+@worker_process_init.connect
+def _forget_parent_services(**_: Any) -> None:
+    global _services  # a forked child must not share its parent's database connections
+    _services = None
+
+
+@app.task(name="closeloop.deliver", bind=True)
+def deliver(self: Any, message_id: int) -> str:
+    current = services()
+    with deal_context(task=self.request.id, message=message_id):
+        delivery = current.relay.deliver_handed(message_id, self.request.id)
+    dispatch_due(current)
+    return "delivered" if delivery is not None else "no longer ours"
+
+
+@app.task(name="closeloop.dispatch")
+def dispatch() -> int:
+    return dispatch_due(services())
+
+
+@app.task(name="closeloop.tick")
+def tick(name: str) -> None:
+    run_tick(services(), name)
+
+
+def dispatch_due(current: Services) -> int:
+    """Hand out what is due, within the in-flight bound, and send a task for each."""
+    handed = current.relay.hand_out(DISPATCH_BATCH, in_flight=current.settings.dispatch_in_flight)
+    for message_id, kind, owner in handed:
+        deliver.apply_async((message_id,), task_id=owner, queue=queue_for(kind))
+    return len(handed)
+
+
+def wake_dispatch_on_commit(current: Services) -> None:
+    """In processes that are not workers (web, bot, mail watcher): a commit that wrote
+    to the outbox asks for a dispatch at once instead of waiting for the beat."""
+    configure(app, current.settings)
+
+    def wake(tx: Any) -> None:
+        if tx.outbox_written:
+            try:
+                dispatch.apply_async(queue="control", retry=False)
+            except Exception:  # noqa: BLE001 — the broker is away: the beat's dispatch will find it
+                log.warning("could not ask for a dispatch; the next beat will", exc_info=True)
+    current.ledger.after_commit.append(wake)
