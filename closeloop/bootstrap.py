@@ -115,7 +115,6 @@ def run_pipeline_step(ledger: Ledger):  # type: ignore[no-untyped-def]
 # not configured yet are written to the file sink with a note saying so.
 NOT_YET = {
     "slack.deal_thread": "Slack is not configured (set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET)",
-    "collect.statement": "statements are not available yet (the billing and collections issue)",
     "esign.send": "DocuSign is not configured (set DOCUSIGN_INTEGRATION_KEY, DOCUSIGN_USER_ID, DOCUSIGN_PRIVATE_KEY)",
     "esign.void": "DocuSign is not configured (set DOCUSIGN_INTEGRATION_KEY, DOCUSIGN_USER_ID, DOCUSIGN_PRIVATE_KEY)",
     "esign.remind": "DocuSign is not configured (set DOCUSIGN_INTEGRATION_KEY, DOCUSIGN_USER_ID, DOCUSIGN_PRIVATE_KEY)",

@@ -23,7 +23,7 @@ from flows.deals import Deal, Stage
 from flows.outbox import OutboxMessage, OutboxStatus
 from flows.steps import record_signature
 from handlers.health import readiness
-from tests.celery_kit import environment, pg_settings, wait_until  # noqa: F401 — fixtures
+from tests.celery_kit import environment, wait_until
 from tests.factories import deal_at, seed
 from tests.slack_peer import free_port
 
