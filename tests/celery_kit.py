@@ -32,6 +32,22 @@ def redis_url() -> str:
     return url
 
 
+def amqp_url() -> str:
+    """A RabbitMQ vhost per pytest-xdist worker, emptied (deleted and made again) first."""
+    import kombu
+    vhost = f"closeloop_test_{os.environ.get('PYTEST_XDIST_WORKER', 'gw0')}"
+    for args in (["delete_vhost", vhost], ["add_vhost", vhost], ["set_permissions", "-p", vhost, "guest", ".*", ".*",
+                                                                 ".*"]):
+        done = subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, text=True)
+        if done.returncode and args[0] != "delete_vhost":
+            pytest.fail(f"RabbitMQ is required on 127.0.0.1:5672 (scripts/services starts it): {done.stderr}",
+                        pytrace=False)
+    url = f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
+    with kombu.Connection(url, connect_timeout=5) as connection:
+        connection.ensure_connection(max_retries=1)
+    return url
+
+
 def environment(settings: Settings, **extra: Any) -> dict[str, str]:
     """The settings as the environment variables a process reads them from."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CLOSELOOP_", "SLACK_", "DOCUSIGN_", "SMTP_",

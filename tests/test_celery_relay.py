@@ -7,6 +7,7 @@ import json
 import time
 from collections import Counter
 
+import pytest
 from sqlalchemy import func, select
 
 from closeloop.bootstrap import build
@@ -16,7 +17,7 @@ from flows.clock import SystemClock
 from flows.deals import Deal, Stage
 from flows.outbox import OutboxMessage, OutboxStatus
 from flows.steps import record_signature
-from tests.celery_kit import wait_until
+from tests.celery_kit import CeleryRig, amqp_url, wait_until
 from tests.factories import deal_at, seed
 
 
@@ -56,7 +57,18 @@ def test_kinds_go_to_the_queue_of_their_work():
     assert queue_for("something.new") == "default"
 
 
-def test_workers_deliver_every_message_once_through_the_queues(pg_settings, rig):
+@pytest.mark.parametrize("broker", ["redis", "rabbitmq"])
+def test_workers_deliver_every_message_once_through_the_queues(pg_settings, tmp_path, broker):
+    if broker == "rabbitmq":
+        pg_settings = pg_settings.model_copy(update={"broker_url": amqp_url()})
+    rig = CeleryRig(pg_settings, tmp_path)
+    try:
+        delivered_once(pg_settings, rig)
+    finally:
+        rig.stop()
+
+
+def delivered_once(pg_settings, rig) -> None:
     services = build(pg_settings, SystemClock())
     wake_dispatch_on_commit(services)
     rig.worker("control,slack,mail,billing,default", concurrency=2, name="main")
