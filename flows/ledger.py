@@ -77,7 +77,9 @@ class Tx:
     outbox_written: int = 0
     _events: list[dict[str, Any]] = field(default_factory=list)
     _outbox: list[dict[str, Any]] = field(default_factory=list)
-    _locked: set[tuple[type, int]] = field(default_factory=set)
+    # Rows this transaction locked, held strongly: the session's identity map is weak, so a
+    # row no step references any more would be read again by the next step that needs it.
+    _locked: dict[tuple[type, int], Any] = field(default_factory=dict)
     _following: list[tuple[Callable[..., Any], tuple[Any, ...]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -92,7 +94,7 @@ class Tx:
         if row is None:
             raise NotFound(model.__name__.lower(), ident)
         if lock:
-            self._locked.add((model, ident))
+            self._locked[(model, ident)] = row
         return row
 
     def holds(self, model: type[Base], ident: int) -> bool:
