@@ -25,7 +25,7 @@ from flows.access import Role, grant_role
 from flows.clock import Clock, SystemClock
 from flows.billing_run import billing_tick
 from flows.errors import LedgerError
-from flows.ledger import Ledger, Policy, Tx
+from flows.ledger import Committed, Ledger, Policy, Tx
 from flows.outbox import Delivery, PermanentFailure, RetryPolicy
 from flows.steps import PIPELINE_STEPS
 
@@ -104,7 +104,7 @@ class Embedded:
                 logging.getLogger("closeloop.billing").exception("billing tick failed")
             self._stop.wait(self.services.settings.billing_tick_seconds)
 
-    def _wake(self, tx: Tx) -> None:
+    def _wake(self, tx: Tx | Committed) -> None:
         if tx.outbox_written:
             self.services.relay.wake()
 
