@@ -110,20 +110,39 @@ class GroupCommit:
             notices = [p.notice for p in group]
             try:
                 if self.ledger.engine.dialect.name == "postgresql":
-                    connection = connection or self.ledger.statement_connection()
-                    results = self.ledger.run_statement(connection, store_on_postgres, notices)
+                    results, connection = self._store_on_postgres(connection, notices)
                 else:
                     results = self.ledger.run(accept_connect_notices, notices)
             except Exception as error:  # noqa: BLE001 — each request answers for itself
                 log.exception("storing %d Connect notice(s) failed", len(group))
                 for p in group:
                     p.error = error
-                connection = _discard(connection)
+                connection = _discard(connection)  # whichever it was: the next group opens its own
             else:
                 for p, accepted in zip(group, results):
                     p.accepted = accepted
             for p in group:
                 p.done.set()
+
+    def _store_on_postgres(self, connection: Connection | None,
+                           notices: list[dict[str, Any]]) -> tuple[list[bool], Connection]:
+        """On the writer's connection; once more on a fresh one when that was lost (the
+        server restarted, an idle timeout). Safe to repeat: if the lost statement did
+        commit, the repeat finds its notices claimed and answers them as duplicates."""
+        if connection is not None:
+            try:
+                return self.ledger.run_statement(connection, store_on_postgres, notices), connection
+            except Exception:  # noqa: BLE001 — not yet known whether it is the connection
+                if not connection.connection.driver_connection.closed:  # type: ignore[union-attr]
+                    raise
+                log.warning("the Connect writer's database connection was lost: storing on a new one")
+                _discard(connection)
+        fresh = self.ledger.statement_connection()
+        try:
+            return self.ledger.run_statement(fresh, store_on_postgres, notices), fresh
+        except Exception:
+            _discard(fresh)
+            raise
 
 
 def _discard(connection: Connection | None) -> None:
