@@ -23,7 +23,7 @@ from closeloop.relay import Relay, Route
 from flows.access import Role, grant_role
 from flows.clock import Clock, SystemClock
 from flows.errors import LedgerError
-from flows.ledger import Ledger, Policy, Tx
+from flows.ledger import Committed, Ledger, Policy, Tx
 from flows.outbox import Delivery, PermanentFailure, RetryPolicy
 from flows.steps import PIPELINE_STEPS
 
@@ -93,7 +93,7 @@ class Embedded:
     def _run(self) -> None:
         self.services.relay.run_forever(self._stop, self.services.settings.relay_poll_seconds)
 
-    def _wake(self, tx: Tx) -> None:
+    def _wake(self, tx: Tx | Committed) -> None:
         if tx.outbox_written:
             self.services.relay.wake()
 
