@@ -20,16 +20,41 @@ from closeloop.config import Settings
 CLOSELOOP = str(Path(sys.executable).with_name("closeloop"))
 
 
+_REDIS_DB: int | None = None
+
+
 def redis_url() -> str:
-    """A Redis database per pytest-xdist worker (gw0 -> 1, gw1 -> 2, …), emptied first."""
+    """A Redis database of this test process's own, emptied first. Databases 1-15 are
+    taken with a lock key in database 0 (held for an hour, renewed on each use), so test
+    runs in other checkouts on the same Redis never consume each other's tasks."""
     import redis
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
-    url = f"redis://127.0.0.1:6379/{1 + int(worker.removeprefix('gw') or 0) % 15}"
+    global _REDIS_DB
+    owner = f"{os.uname().nodename}:{os.getpid()}"
     try:
+        locks = redis.Redis.from_url("redis://127.0.0.1:6379/0", socket_timeout=3)
+        if _REDIS_DB is None:
+            for db in range(1, 16):
+                if locks.set(f"closeloop-test-db:{db}", owner, nx=True, ex=3600):
+                    _REDIS_DB = db
+                    break
+            else:
+                pytest.fail("every Redis database 1-15 is taken by other closeloop test runs", pytrace=False)
+        locks.set(f"closeloop-test-db:{_REDIS_DB}", owner, ex=3600)
+        url = f"redis://127.0.0.1:6379/{_REDIS_DB}"
         redis.Redis.from_url(url, socket_timeout=3).flushdb()
     except redis.RedisError as error:
         pytest.fail(f"Redis is required on 127.0.0.1:6379 (scripts/services starts it): {error}", pytrace=False)
     return url
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _release_redis_db() -> Iterator[None]:
+    yield
+    if _REDIS_DB is not None:
+        import redis
+        locks = redis.Redis.from_url("redis://127.0.0.1:6379/0", socket_timeout=3)
+        if locks.get(f"closeloop-test-db:{_REDIS_DB}") == f"{os.uname().nodename}:{os.getpid()}".encode():
+            locks.delete(f"closeloop-test-db:{_REDIS_DB}")
 
 
 def amqp_url() -> str:
