@@ -58,10 +58,15 @@ class ReadConfig:
 def identity(raw: bytes) -> tuple[str, str]:
     """(Message-ID, content hash) from the raw bytes, without parsing the message: enough
     to recognise mail already stored (a resync, a duplicate delivery) before paying for a parse."""
-    digest = content_hash(raw)
-    head = raw[:65536].replace(b"\r\n", b"\n").partition(b"\n\n")[0]
-    found = _MESSAGE_ID_HEADER.search(head)
-    value = re.sub(r"\s+", " ", found.group(1).decode("utf-8", "replace")) if found else ""
+    head, body = _head_body(raw)
+    lines = _LOGICAL_LINE.split(head)
+    digest = _hash(lines, body)
+    if len(raw) <= 65536:  # the whole header at hand: its first Message-ID line, as the regex below finds it
+        found = next((line[11:].lstrip(b" \t") for line in lines if line[:11].lower() == b"message-id:"), None)
+    else:
+        match = _MESSAGE_ID_HEADER.search(raw[:65536].replace(b"\r\n", b"\n").partition(b"\n\n")[0])
+        found = match.group(1) if match else None
+    value = re.sub(r"\s+", " ", found.decode("utf-8", "replace")) if found is not None else ""
     return _first_id(value) or f"<sha256.{digest[:32]}@closeloop>", digest
 
 
@@ -124,11 +129,22 @@ def _read(message: EmailMessage, raw: bytes, config: ReadConfig, base: dict) -> 
 def content_hash(raw: bytes) -> str:
     """The body and the headers a sender writes; not the Received/Delivered-To lines
     each hop and each mailbox adds, so the same mail delivered twice hashes the same."""
+    head, body = _head_body(raw)
+    return _hash(_LOGICAL_LINE.split(head), body)
+
+
+def _head_body(raw: bytes) -> tuple[bytes, bytes]:
     head, _, body = raw.replace(b"\r\n", b"\n").partition(b"\n\n")
-    keep = [line for line in re.split(rb"\n(?![ \t])", head)
-            if line.split(b":", 1)[0].strip().lower() in (b"from", b"to", b"cc", b"subject", b"date",
-                                                           b"message-id", b"content-type")]
+    return head, body
+
+
+def _hash(lines: list[bytes], body: bytes) -> str:
+    keep = [line for line in lines if line.split(b":", 1)[0].strip().lower() in _HASHED]
     return hashlib.sha256(b"\n".join(sorted(keep)) + b"\n\n" + body).hexdigest()
+
+
+_LOGICAL_LINE = re.compile(rb"\n(?![ \t])")  # a header line with its continuation lines
+_HASHED = frozenset((b"from", b"to", b"cc", b"subject", b"date", b"message-id", b"content-type"))
 
 
 def _bodies(message: EmailMessage) -> tuple[str, str | None]:
