@@ -91,11 +91,12 @@ class ImapWatcher:
     def __init__(self, mailbox: Mailbox, sink: Sink, *, idle_seconds: float = 25 * 60,
                  backoff_max: float = 300.0, backoff_base: float = 0.5, batch: int = 200, timeout: float = 60.0,
                  rng: random.Random | None = None, monotonic: Callable[[], float] = time.monotonic,
-                 settle: bool = True) -> None:
+                 settle: bool = True, large_bytes: int = 1 << 20) -> None:
         self.mailbox, self.sink = mailbox, sink
         # False when another thread settles what this one stores (handlers.mail_watch.watch).
         self.settle = settle
         self.idle_seconds, self.batch, self.timeout = idle_seconds, batch, timeout
+        self.large_bytes = large_bytes
         self.backoff_base, self.backoff_max = backoff_base, backoff_max
         self.rng = rng or random.Random()
         self.monotonic = monotonic
@@ -198,8 +199,7 @@ class ImapWatcher:
         # a batch that is not stored. A failure waits for the store in flight, then raises.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"imap-store-{self.mailbox.role}") as storing:
             storing_now: Future[None] | None = None
-            for start in range(0, len(uids), self.batch):
-                chunk = uids[start:start + self.batch]
+            for chunk in self._chunks(client, uids):
                 response = client.fetch(chunk, [b"BODY.PEEK[]"])
                 batch = [Fetched(uid, response[uid][b"BODY[]"]) for uid in chunk if uid in response]
                 del response
@@ -214,6 +214,23 @@ class ImapWatcher:
             self.sink.settle()
         self.synced.set()
         return count
+
+
+    def _chunks(self, client: IMAPClient, uids: list[int]) -> list[list[int]]:
+        """Batches of `batch` UIDs, but a message over `large_bytes` is fetched alone:
+        a batch holds at most `batch` ordinary messages or one large one in memory."""
+        if not uids:
+            return []
+        large = set(client.search(["UID", f"{uids[0]}:{uids[-1]}", "LARGER", str(self.large_bytes)]))
+        chunks: list[list[int]] = [[]]
+        for uid in uids:
+            if uid in large:
+                chunks += [[uid], []]
+            elif len(chunks[-1]) >= self.batch:
+                chunks.append([uid])
+            else:
+                chunks[-1].append(uid)
+        return [c for c in chunks if c]
 
 
 def _changed(responses: list[tuple]) -> bool:  # type: ignore[type-arg]

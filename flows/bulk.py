@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import LargeBinary, Table
 from sqlalchemy.engine import Connection
 
 
@@ -22,7 +22,7 @@ def insert_rows(connection: Connection, table: Table, rows: Sequence[dict[str, A
     constant = tuple(bind(connection, table, name, value) for name, value in same.items())
     values = [tuple(p(row[n]) if p else row[n] for n, p in zip(names, process)) + constant for row in rows]
     columns = ", ".join([*names, *same])
-    marks = ", ".join(["%s" if connection.dialect.name == "postgresql" else "?"] * (len(names) + len(same)))
+    marks = ", ".join(_mark(connection, table, name) for name in [*names, *same])
     # psycopg sends an executemany as one pipeline: no round trip per row.
     connection.exec_driver_sql(f"INSERT INTO {table.name} ({columns}) VALUES ({marks})", values)
 
@@ -36,3 +36,10 @@ def bind(connection: Connection, table: Table, name: str, value: Any) -> Any:
 def _processor(connection: Connection, table: Table, name: str) -> Callable[[Any], Any] | None:
     dialect = connection.dialect
     return table.c[name].type.dialect_impl(dialect).bind_processor(dialect)  # type: ignore[no-any-return]
+
+
+def _mark(connection: Connection, table: Table, name: str) -> str:
+    if connection.dialect.name != "postgresql":
+        return "?"
+    # Bytes go to PostgreSQL in binary (psycopg's %b): as text a bytea is escaped to twice its size.
+    return "%b" if isinstance(table.c[name].type, LargeBinary) else "%s"

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint, select
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import BigInteger, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint, case, func, select
+from sqlalchemy.orm import Mapped, Session, defer, mapped_column
 
 from flows import bulk
 from flows.base import Base, Id, enum_column
@@ -190,6 +190,7 @@ class RawMail:
     raw: bytes
     message_id: str
     content_hash: str
+    size: int | None = None   # the whole message's, when `raw` holds only its beginning
 
 
 @dataclass
@@ -251,13 +252,34 @@ def store_raw(tx: Tx, *, mailbox: str, role: str, uidvalidity: int, last_uid: in
     return stored
 
 
-def pending_mail(session: Session, limit: int, after_id: int = 0) -> list[tuple[int, RawMail]]:
-    """Stored messages not classified yet, oldest first (what a crash or a store-only pass left)."""
-    rows = session.execute(select(InboundMail.id, InboundMail.uid, InboundMail.raw, InboundMail.message_id,
-                                  InboundMail.content_hash)
-                           .where(InboundMail.status == MailStatus.PENDING, InboundMail.id > after_id)
-                           .order_by(InboundMail.id).limit(limit)).all()
-    return [(row.id, RawMail(row.uid, row.raw, row.message_id, row.content_hash)) for row in rows]
+def pending_mail(session: Session, limit: int, after_id: int = 0, *, max_bytes: int = 64 << 20,
+                 head_over: int | None = None) -> list[tuple[int, RawMail]]:
+    """Stored messages not classified yet, oldest first (what a crash or a store-only
+    pass left): at most `limit` of them and `max_bytes` of raw mail, but at least one.
+    A message over `head_over` bytes comes as its first 256 KiB only (headers are
+    all a refusal by size reads), with `size` telling its whole length."""
+    size = func.length(InboundMail.raw)
+    sizes = session.execute(select(InboundMail.id, size)
+                            .where(InboundMail.status == MailStatus.PENDING, InboundMail.id > after_id)
+                            .order_by(InboundMail.id).limit(limit)).all()
+    ids, total = [], 0
+    for mail_id, length in sizes:
+        part = min(length or 0, HEAD_BYTES) if head_over is not None and (length or 0) > head_over else length or 0
+        if ids and total + part > max_bytes:
+            break
+        ids.append(mail_id)
+        total += part
+    if not ids:
+        return []
+    raw = InboundMail.raw if head_over is None else case((size > head_over, func.substr(InboundMail.raw, 1, HEAD_BYTES)),
+                                                           else_=InboundMail.raw)
+    rows = session.execute(select(InboundMail.id, InboundMail.uid, raw.label("raw"), size.label("size"),
+                                  InboundMail.message_id, InboundMail.content_hash)
+                           .where(InboundMail.id.in_(ids)).order_by(InboundMail.id)).all()
+    return [(row.id, RawMail(row.uid, bytes(row.raw), row.message_id, row.content_hash, row.size)) for row in rows]
+
+
+HEAD_BYTES = 256 << 10
 
 
 def classify_stored(tx: Tx, *, messages: list[tuple[int, InboundFacts]], guarded: bool = False) -> Stored:
@@ -267,8 +289,8 @@ def classify_stored(tx: Tx, *, messages: list[tuple[int, InboundFacts]], guarded
     is routed exactly once. Failures behave as in store_messages (RouteFailed, guarded)."""
     stored = Stored()
     facts_of = dict(messages)
-    rows = tx.session.scalars(select(InboundMail).where(InboundMail.id.in_(sorted(facts_of)),
-                                                        InboundMail.status == MailStatus.PENDING)
+    rows = tx.session.scalars(select(InboundMail).options(defer(InboundMail.raw))  # the parsers had the bytes
+                              .where(InboundMail.id.in_(sorted(facts_of)), InboundMail.status == MailStatus.PENDING)
                               .order_by(InboundMail.id).with_for_update()).all()
     new = [(mail, facts_of[mail.id]) for mail in rows]
     stored.duplicates = len(facts_of) - len(new)

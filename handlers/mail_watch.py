@@ -50,9 +50,11 @@ class LedgerSink:
         """Classify every stored-but-unclassified message, a batch per transaction; returns how many."""
         self.waiting.clear()
         done, after = 0, 0
-        while pending := self.services.ledger.read(pending_mail, self.settle_batch, after):
+        head_over = self.config.limits.max_message_bytes  # refused by size from the headers: no need of the rest
+        while pending := self.services.ledger.read(pending_mail, self.settle_batch, after, head_over=head_over):
             after = pending[-1][0]
-            todo = [(raw.uid, raw.raw, self.config, (raw.message_id, raw.content_hash)) for _, raw in pending]
+            todo = [(raw.uid, raw.raw, self.config, (raw.message_id, raw.content_hash), raw.size)
+                    for _, raw in pending]
             if self.pool is not None and len(todo) > 1:
                 facts = list(self.pool.map(_read, todo, chunksize=max(1, len(todo) // 16)))
             else:
