@@ -149,8 +149,9 @@ class ImapWatcher:
             self._sync(client, uidvalidity)
             self._failures = 0  # a session that synced is a success: the next drop starts the backoff anew
             while not stop.is_set():
-                # NOOP between IDLEs proves the session is alive, and reports what IDLE just missed.
-                if self._idle(client, stop) or _changed(client.noop()[1]):
+                # NOOP before each IDLE proves the session is alive, and reports what arrived
+                # while the last sync (or the last IDLE's end) kept us busy.
+                if _changed(client.noop()[1]) or self._idle(client, stop):
                     uidvalidity = self._uidvalidity(client, uidvalidity)
                     self._sync(client, uidvalidity)
         finally:
