@@ -8,6 +8,9 @@
   refused recipients (smtplib's `sendmail` returns them instead of raising when at
   least one recipient was accepted) are recorded as failed on the message and told
   to the deal, then dead-lettered: retrying cannot fix them.
+- Recipients flagged bouncing (a hard bounce) or unsubscribed are dropped first
+  (flows.mail.screen_recipients); with none left the message is recorded as
+  suppressed, with the reason, and dead-lettered unsent.
 - After `fallback_after` consecutive failures of the primary relay the fallback relay
   (if configured) is used for `fallback_for` seconds, then the primary is tried again.
 - Customer-derived header values are checked for line breaks (raw or encoded), and
@@ -34,7 +37,7 @@ from jinja2 import TemplateError
 
 from adapters.mail_render import render
 from flows.ledger import Ledger
-from flows.mail import OutboundMail, OutboundStatus, mark_failed, mark_sent
+from flows.mail import OutboundMail, OutboundStatus, mark_failed, mark_sent, screen_recipients
 from flows.outbox import Delivery, PermanentFailure
 from parsers.email_headers import HeaderInjection, clean_address, clean_value, verify
 
@@ -79,6 +82,10 @@ class SmtpMailer:
         status = self.ledger.read(_status, message_id)
         if status is not None and status is not OutboundStatus.QUEUED:
             return  # sent (or failed for good) before a crash kept the outbox row open: never twice
+        screened = self.ledger.run(screen_recipients, message_id, list(payload["to"]))
+        if not screened.allowed:  # every recipient bounced or unsubscribed: recorded, never sent
+            raise PermanentFailure(f"not sent: {screened.reason}")
+        payload = {**payload, "to": screened.allowed}
         try:
             raw, recipients = self.compose(payload)
         except HeaderInjection as error:

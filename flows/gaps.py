@@ -58,8 +58,9 @@ CONTACT_KINDS = ("quote.sent", "invoice.issued", "invoice.resent", "statement.re
                  "collections.overdue_sent")
 # inbound mail a person must look at (flows/mail.py: matched to no deal, or its route raised)
 UNMATCHED_MAIL = (MailStatus.TRIAGE, MailStatus.FAILED)
-# outbound mail that failed for good (flows/mail.py: 5xx / refused, or a permanent bounce)
-FAILED_MAIL = (OutboundStatus.FAILED, OutboundStatus.BOUNCED)
+# outbound mail that failed for good (flows/mail.py: 5xx / refused, a permanent bounce, or not sent to
+# recipients flagged bouncing / unsubscribed)
+FAILED_MAIL = (OutboundStatus.FAILED, OutboundStatus.BOUNCED, OutboundStatus.SUPPRESSED)
 # signature requests that ended without a signature (flows/esign.py, flows/steps.py)
 FAILED_ENVELOPES = (EnvelopeStatus.DECLINED, EnvelopeStatus.VOIDED, EnvelopeStatus.EXPIRED)
 # the suspension rule's threshold is the collections policy's, not a gap threshold of its own

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint, select
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import BigInteger, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint, case, func, select
+from sqlalchemy.orm import Mapped, Session, defer, mapped_column
 
+from flows import bulk
 from flows.base import Base, Id, enum_column
 from flows.deals import Deal
 from flows.errors import InvalidInput, NotFound
@@ -30,6 +31,7 @@ from flows.steps import announce
 
 
 class MailStatus(enum.Enum):
+    PENDING = "pending"    # stored as fetched, not classified yet (classify_stored does that next)
     ROUTED = "routed"      # matched to a deal and handed to its route
     IGNORED = "ignored"    # auto-reply: recorded, nothing to do
     TRIAGE = "triage"      # matched to no deal: a person must look (listed in Slack and the CLI)
@@ -92,6 +94,7 @@ class OutboundStatus(enum.Enum):
     SENT = "sent"
     FAILED = "failed"      # 5xx or refused recipients: a person must act
     BOUNCED = "bounced"    # accepted, then a DSN came back
+    SUPPRESSED = "suppressed"  # not sent: every recipient is flagged bouncing or unsubscribed
 
 
 class OutboundMail(Base):
@@ -179,10 +182,22 @@ class InboundFacts:
     attachments: tuple[AttachmentFacts, ...] = ()
 
 
+@dataclass(frozen=True)
+class RawMail:
+    """A fetched message before any parsing: its bytes and what identifies it."""
+
+    uid: int
+    raw: bytes
+    message_id: str
+    content_hash: str
+    size: int | None = None   # the whole message's, when `raw` holds only its beginning
+
+
 @dataclass
 class Stored:
     new: list[int] = field(default_factory=list)
     duplicates: int = 0
+    pending: int = 0      # stored as fetched, left for classify_stored
 
 
 def read_checkpoint(session: Session, mailbox: str) -> tuple[int, int] | None:
@@ -199,43 +214,133 @@ def store_messages(tx: Tx, *, mailbox: str, role: str, uidvalidity: int, last_ui
     Set-based: one statement claims the whole batch, the deals it may match are read
     in a few queries, the rows are written in batches. A route that raises aborts the
     batch (RouteFailed); the caller runs it again `guarded`, where each message routes
-    inside its own savepoint and a failing one is kept as FAILED with its error."""
+    inside its own savepoint and a failing one is kept as FAILED with its error.
+
+    The watcher stores with store_raw and classifies with classify_stored instead, so
+    that fetching never waits for parsing; this one-step form takes mail parsed already."""
     stored = Stored()
-    # Same Message-ID and same content: the same mail fetched twice, delivered twice,
-    # or seen in two mailboxes. A re-used Message-ID with other content is kept.
-    keyed = [(mail_key(f.message_id, f.content_hash), f) for f in messages]
-    claimed = _claim_batch(tx.session, [(k, f.content_hash) for k, f in keyed], tx.now)
     new: list[tuple[InboundMail, InboundFacts]] = []
-    for key, facts in keyed:
+    for facts in _claim_new(tx, messages, stored):
+        new.append((InboundMail(mailbox=mailbox, role=role, uidvalidity=uidvalidity, uid=facts.uid,
+                                message_id=facts.message_id[:255], content_hash=facts.content_hash, raw=facts.raw,
+                                status=MailStatus.PENDING, received_at=tx.now), facts))
+        _fill(new[-1][0], facts)
+    if new:
+        tx.session.add_all([mail for mail, _ in new])
+        tx.session.flush()
+        _classify(tx, new, guarded, stored)
+    _advance(tx, mailbox, uidvalidity, last_uid)
+    return stored
+
+
+def store_raw(tx: Tx, *, mailbox: str, role: str, uidvalidity: int, last_uid: int,
+              messages: list[RawMail]) -> Stored:
+    """Store a batch as fetched and move the checkpoint to `last_uid`, in this
+    transaction, without parsing anything: the rows wait as PENDING for
+    classify_stored. Ingestion runs at the speed of the FETCH, and a crash between
+    the two leaves stored rows that the next pass classifies — never lost, never
+    fetched again. One claim statement and one INSERT for the whole batch."""
+    stored = Stored()
+    rows = [{"uid": m.uid, "message_id": m.message_id[:255], "content_hash": m.content_hash, "raw": m.raw}
+            for m in _claim_new(tx, messages, stored)]
+    bulk.insert_rows(tx.session.connection(), InboundMail.__table__, rows,  # type: ignore[arg-type]
+                     mailbox=mailbox, role=role, uidvalidity=uidvalidity, from_address=None, subject="", kind="",
+                     intent=None, text="", deal_id=None, outbound_id=None, matched_by=None,
+                     status=MailStatus.PENDING, reason="", received_at=tx.now)
+    stored.pending = len(rows)
+    _advance(tx, mailbox, uidvalidity, last_uid)
+    return stored
+
+
+def pending_mail(session: Session, limit: int, after_id: int = 0, *, max_bytes: int = 64 << 20,
+                 head_over: int | None = None) -> list[tuple[int, RawMail]]:
+    """Stored messages not classified yet, oldest first (what a crash or a store-only
+    pass left): at most `limit` of them and `max_bytes` of raw mail, but at least one.
+    A message over `head_over` bytes comes as its first 256 KiB only (headers are
+    all a refusal by size reads), with `size` telling its whole length."""
+    size = func.length(InboundMail.raw)
+    sizes = session.execute(select(InboundMail.id, size)
+                            .where(InboundMail.status == MailStatus.PENDING, InboundMail.id > after_id)
+                            .order_by(InboundMail.id).limit(limit)).all()
+    ids, total = [], 0
+    for mail_id, length in sizes:
+        part = min(length or 0, HEAD_BYTES) if head_over is not None and (length or 0) > head_over else length or 0
+        if ids and total + part > max_bytes:
+            break
+        ids.append(mail_id)
+        total += part
+    if not ids:
+        return []
+    raw = InboundMail.raw if head_over is None else case((size > head_over, func.substr(InboundMail.raw, 1, HEAD_BYTES)),
+                                                           else_=InboundMail.raw)
+    rows = session.execute(select(InboundMail.id, InboundMail.uid, raw.label("raw"), size.label("size"),
+                                  InboundMail.message_id, InboundMail.content_hash)
+                           .where(InboundMail.id.in_(ids)).order_by(InboundMail.id)).all()
+    return [(row.id, RawMail(row.uid, bytes(row.raw), row.message_id, row.content_hash, row.size)) for row in rows]
+
+
+HEAD_BYTES = 256 << 10
+
+
+def classify_stored(tx: Tx, *, messages: list[tuple[int, InboundFacts]], guarded: bool = False) -> Stored:
+    """Classify, match and route stored PENDING messages (by id, with what the parsers
+    read from their bytes). A message no longer pending was classified by an earlier
+    pass (a replay after a crash, a second classifier): it is skipped, so each message
+    is routed exactly once. Failures behave as in store_messages (RouteFailed, guarded)."""
+    stored = Stored()
+    facts_of = dict(messages)
+    rows = tx.session.scalars(select(InboundMail).options(defer(InboundMail.raw))  # the parsers had the bytes
+                              .where(InboundMail.id.in_(sorted(facts_of)), InboundMail.status == MailStatus.PENDING)
+                              .order_by(InboundMail.id).with_for_update()).all()
+    new = [(mail, facts_of[mail.id]) for mail in rows]
+    stored.duplicates = len(facts_of) - len(new)
+    for mail, facts in new:
+        _fill(mail, facts)
+    if new:
+        _classify(tx, new, guarded, stored)
+    return stored
+
+
+def _claim_new(tx: Tx, messages: list[Any], stored: Stored) -> list[Any]:
+    """The messages of a batch not stored before (InboundFacts or RawMail). Same
+    Message-ID and same content: the same mail fetched twice, delivered twice, or seen
+    in two mailboxes. A re-used Message-ID with other content is kept."""
+    keyed = [(mail_key(m.message_id, m.content_hash), m) for m in messages]
+    claimed = _claim_batch(tx.session, [(k, m.content_hash) for k, m in keyed], tx.now)
+    new = []
+    for key, message in keyed:
         if key not in claimed:
             stored.duplicates += 1
             continue
         claimed.discard(key)  # a second copy inside the same batch is a duplicate too
-        new.append((InboundMail(mailbox=mailbox, role=role, uidvalidity=uidvalidity, uid=facts.uid,
-                                message_id=facts.message_id[:255], content_hash=facts.content_hash, raw=facts.raw,
-                                from_address=facts.from_address, subject=facts.subject[:500], kind=facts.kind,
-                                intent=facts.intent if facts.kind == "reply" else None, text=facts.text,
-                                status=MailStatus.TRIAGE, received_at=tx.now), facts))
-    if new:
-        tx.session.add_all([mail for mail, _ in new])
-        tx.session.flush()
-        tx.session.add_all([MailAttachment(inbound_id=mail.id, filename=a.filename[:255],
-                                           content_type=a.content_type[:120], size=a.size, sha256=a.sha256,
-                                           data=None if a.refused else a.data, refused=a.refused)
-                            for mail, facts in new for a in facts.attachments])
-        tx.session.flush()
-        lookup = Lookup.load(tx.session, [facts for _, facts in new])
-        tx.session.info["mail.lookup"] = lookup
-        try:
-            for mail, facts in new:
-                _route(tx, mail, facts, guarded)
-                if mail.deal_id is not None:
-                    lookup.by_message_id.setdefault(mail.message_id, mail.deal_id)
-                stored.new.append(mail.id)
-        finally:
-            tx.session.info.pop("mail.lookup", None)
-    _advance(tx, mailbox, uidvalidity, last_uid)
-    return stored
+        new.append(message)
+    return new
+
+
+def _fill(mail: InboundMail, facts: InboundFacts) -> None:
+    """What the parsers read, onto the stored row (still TRIAGE until its route says otherwise)."""
+    mail.from_address, mail.subject, mail.kind = facts.from_address, facts.subject[:500], facts.kind
+    mail.intent = facts.intent if facts.kind == "reply" else None
+    mail.text, mail.status = facts.text, MailStatus.TRIAGE
+
+
+def _classify(tx: Tx, new: list[tuple[InboundMail, InboundFacts]], guarded: bool, stored: Stored) -> None:
+    """Attachments, then each message's route, with the batch's possible matches read once."""
+    tx.session.add_all([MailAttachment(inbound_id=mail.id, filename=a.filename[:255],
+                                       content_type=a.content_type[:120], size=a.size, sha256=a.sha256,
+                                       data=None if a.refused else a.data, refused=a.refused)
+                        for mail, facts in new for a in facts.attachments])
+    tx.session.flush()
+    lookup = Lookup.load(tx.session, [facts for _, facts in new])
+    tx.session.info["mail.lookup"] = lookup
+    try:
+        for mail, facts in new:
+            _route(tx, mail, facts, guarded)
+            if mail.deal_id is not None:
+                lookup.by_message_id.setdefault(mail.message_id, mail.deal_id)
+            stored.new.append(mail.id)
+    finally:
+        tx.session.info.pop("mail.lookup", None)
 
 
 def mail_key(message_id: str, content_hash: str) -> str:
@@ -254,19 +359,27 @@ class RouteFailed(Exception):
 
 
 def _claim_batch(session: Session, items: list[tuple[str, str]], now: datetime) -> set[str]:
-    """flows.inbox.claim for a whole batch in one INSERT … ON CONFLICT DO NOTHING RETURNING."""
+    """flows.inbox.claim for a whole batch, in one or two statements: which keys were new."""
     if not items:
         return set()
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    rows = [{"source": "email", "external_id": key, "content_hash": digest, "received_at": now}
-            for key, digest in items]
-    # executemany: one cached statement, sent in batches ("insertmanyvalues"), not a new
-    # 500-row VALUES statement to compile for every batch.
-    statement = insert(InboundEvent).on_conflict_do_nothing().returning(InboundEvent.external_id)
-    return set(session.scalars(statement, rows))
+    connection = session.connection()
+    table = InboundEvent.__table__
+    at = bulk.bind(connection, table, "received_at", now)  # type: ignore[arg-type]
+    if connection.dialect.name == "postgresql":
+        # Concurrent watchers may claim the same mail: the database decides, in one statement.
+        result = connection.exec_driver_sql(
+            "INSERT INTO inbound_events (source, external_id, content_hash, received_at) "
+            "SELECT 'email', k, h, %s FROM unnest(%s::text[], %s::text[]) AS t(k, h) "
+            "ON CONFLICT DO NOTHING RETURNING external_id", (at, [k for k, _ in items], [h for _, h in items]))
+        return {row[0] for row in result}
+    # SQLite: this transaction holds the write lock from BEGIN IMMEDIATE, so what it does
+    # not see stored is new, and stays so until it commits.
+    fresh = dict(items)
+    for key in seen_mail(session, list(fresh)):
+        del fresh[key]
+    bulk.insert_rows(connection, table, [{"external_id": key, "content_hash": digest}  # type: ignore[arg-type]
+                                         for key, digest in fresh.items()], source="email", received_at=now)
+    return set(fresh)
 
 
 def _advance(tx: Tx, mailbox: str, uidvalidity: int, last_uid: int) -> None:
@@ -591,6 +704,58 @@ def queue_email(tx: Tx, *, key: str, deal_id: int | None, to: list[str], templat
                               "attachments": list(attachments)},
                key=f"email.send:{key}", deal_id=deal_id, stream=stream)
     return message_id
+
+
+# Mail about money owed: when it cannot go out, finance (who owns dunning) is alerted.
+DUNNING_TEMPLATES = frozenset({"invoice", "payment_reminder", "payment_overdue", "payment_link", "receipt"})
+FLAG_REASONS = {"bouncing": "a previous mail to it bounced permanently", "unsubscribed": "it asked to stop receiving mail"}
+
+
+@dataclass(frozen=True)
+class Screened:
+    """Who an outbound message may still go to, and who it skips, with why."""
+
+    allowed: list[str]
+    skipped: dict[str, str]
+
+    @property
+    def reason(self) -> str:
+        return "; ".join(f"{address} is {why}" for address, why in self.skipped.items())
+
+
+def screen_recipients(tx: Tx, message_id: str, to: list[str]) -> Screened:
+    """Drop recipients flagged bouncing (a hard bounce) or unsubscribed, just before
+    sending. Every recipient flagged: the message is SUPPRESSED, the deal's timeline
+    says why, and for invoices and reminders finance is alerted. Idempotent: a retry
+    of the same message records nothing twice."""
+    flags: dict[str, list[str]] = {}
+    wanted = {address.lower() for address in to}
+    for email, flag in tx.session.execute(select(ContactFlag.email, ContactFlag.flag).where(
+            ContactFlag.email.in_(sorted(wanted))).order_by(ContactFlag.flag)):
+        flags.setdefault(email, []).append(flag)
+    skipped = {a: " and ".join(f"{f} ({FLAG_REASONS.get(f, f)})" for f in flags[a.lower()])
+               for a in to if a.lower() in flags}
+    screened = Screened([a for a in to if a.lower() not in flags], skipped)
+    row = tx.session.scalar(select(OutboundMail).where(OutboundMail.message_id == message_id))
+    if not skipped or row is None or row.status is not OutboundStatus.QUEUED:
+        return screened
+    note = f"not sent to {screened.reason}"[:4000]
+    if screened.allowed:  # the others still get it; the skip is noted once
+        if row.error != note:
+            row.error = note
+            tx.record("mail.recipients_skipped", deal_id=row.deal_id, customer_id=None, message_id=message_id,
+                      skipped=skipped, template=row.template)
+        return screened
+    row.status, row.error = OutboundStatus.SUPPRESSED, note
+    subject = f" \"{row.subject}\"" if row.subject else ""
+    text = f":no_entry: The {row.template.replace('_', ' ')} email{subject} was not sent: {screened.reason}"
+    _tell(tx, row.deal_id, "mail.suppressed", text, message_id=message_id, template=row.template,
+          skipped=skipped, reason=note)
+    if row.template in DUNNING_TEMPLATES:
+        tx.enqueue("slack.alert", {"text": f"{text} — finance: fix the billing contact or collect another way",
+                                   "owner": "finance", "deal_id": row.deal_id, "message_id": message_id},
+                   key=f"slack.alert:mail.suppressed:{message_id}", deal_id=row.deal_id)
+    return screened
 
 
 def mark_sent(tx: Tx, message_id: str, *, relay: str) -> None:

@@ -10,7 +10,7 @@ import functools
 import hashlib
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email import message_from_bytes
 from email.policy import EmailPolicy
 from email.message import EmailMessage
@@ -58,25 +58,40 @@ class ReadConfig:
 def identity(raw: bytes) -> tuple[str, str]:
     """(Message-ID, content hash) from the raw bytes, without parsing the message: enough
     to recognise mail already stored (a resync, a duplicate delivery) before paying for a parse."""
-    digest = content_hash(raw)
-    head = raw[:65536].replace(b"\r\n", b"\n").partition(b"\n\n")[0]
-    found = _MESSAGE_ID_HEADER.search(head)
-    value = re.sub(r"\s+", " ", found.group(1).decode("utf-8", "replace")) if found else ""
+    head, body_at = _head_body(raw)
+    lines = _LOGICAL_LINE.split(head)
+    digest = _hash(lines, raw, body_at)
+    if len(raw) <= 65536:  # the whole header at hand: its first Message-ID line, as the regex below finds it
+        found = next((line[11:].lstrip(b" \t") for line in lines if line[:11].lower() == b"message-id:"), None)
+    else:
+        match = _MESSAGE_ID_HEADER.search(raw[:65536].replace(b"\r\n", b"\n").partition(b"\n\n")[0])
+        found = match.group(1) if match else None
+    value = re.sub(r"\s+", " ", found.decode("utf-8", "replace")) if found is not None else ""
     return _first_id(value) or f"<sha256.{digest[:32]}@closeloop>", digest
 
 
 _MESSAGE_ID_HEADER = re.compile(rb"(?im)^message-id:[ \t]*((?:.*)(?:\n[ \t].*)*)")
 
 
-def read_message(uid: int, raw: bytes, config: ReadConfig, known: tuple[str, str] | None = None) -> InboundFacts:
-    """`known`: the message's identity() when the caller computed it already."""
-    message = message_from_bytes(raw, policy=POLICY)
+def read_message(uid: int, raw: bytes, config: ReadConfig, known: tuple[str, str] | None = None,
+                 size: int | None = None) -> InboundFacts:
+    """`known`: the message's identity() when the caller computed it already; `size`:
+    the whole message's length when `raw` is only its beginning (a message too large to parse)."""
+    limit = config.limits.max_message_bytes
+    size = len(raw) if size is None else size
+    oversized = size > limit
+    readable = _head(raw) if oversized else raw  # too large to parse within bounded memory: headers only
+    message = message_from_bytes(readable, policy=POLICY)
     assert isinstance(message, EmailMessage)
     message_id, digest = known or identity(raw)
     base = dict(uid=uid, raw=raw, message_id=message_id, content_hash=digest,
                 subject=_header(message, "Subject")[:500])
     try:
-        return _read(message, raw, config, base)
+        facts = _read(message, readable, config, base)
+        if oversized:
+            return replace(facts, message_refused=f"{email_attachments.TOO_LARGE}: the message is {size} bytes "
+                           f"(at most {limit}); its parts were not read")
+        return facts
     except Exception as error:  # noqa: BLE001 — an unreadable message is kept and shown, not lost
         return InboundFacts(**base, from_address=None, kind="reply", message_refused=f"could not read it: "
                             f"{type(error).__name__}: {error}"[:500], sender_reason="unreadable message")
@@ -123,12 +138,44 @@ def _read(message: EmailMessage, raw: bytes, config: ReadConfig, base: dict) -> 
 
 def content_hash(raw: bytes) -> str:
     """The body and the headers a sender writes; not the Received/Delivered-To lines
-    each hop and each mailbox adds, so the same mail delivered twice hashes the same."""
-    head, _, body = raw.replace(b"\r\n", b"\n").partition(b"\n\n")
-    keep = [line for line in re.split(rb"\n(?![ \t])", head)
-            if line.split(b":", 1)[0].strip().lower() in (b"from", b"to", b"cc", b"subject", b"date",
-                                                           b"message-id", b"content-type")]
-    return hashlib.sha256(b"\n".join(sorted(keep)) + b"\n\n" + body).hexdigest()
+    each hop and each mailbox adds, so the same mail delivered twice hashes the same.
+    (Of the message with CRLF made LF: computed in slices, never a copy of a large body.)"""
+    head, body_at = _head_body(raw)
+    return _hash(_LOGICAL_LINE.split(head), raw, body_at)
+
+
+def _head_body(raw: bytes) -> tuple[bytes, int]:
+    """The header block with CRLF made LF, and where the body starts in `raw`: after the
+    first blank line once CRLF is made LF (as the whole message's partition would find it)."""
+    found = _BLANK_LINE.search(raw)
+    if found is None:
+        return raw.replace(b"\r\n", b"\n"), len(raw)
+    end = found.start() - (1 if raw[found.start() - 1:found.start()] == b"\r" else 0)  # that CR ends a CRLF
+    return raw[:end].replace(b"\r\n", b"\n"), found.end()
+
+
+def _hash(lines: list[bytes], raw: bytes, body_at: int) -> str:
+    keep = [line for line in lines if line.split(b":", 1)[0].strip().lower() in _HASHED]
+    digest = hashlib.sha256(b"\n".join(sorted(keep)) + b"\n\n")
+    view, carry = memoryview(raw), b""
+    for start in range(body_at, len(raw), _SLICE):
+        chunk = carry + bytes(view[start:start + _SLICE])
+        carry = b"\r" if chunk.endswith(b"\r") else b""  # it may pair with the next slice's LF
+        digest.update((chunk[:-1] if carry else chunk).replace(b"\r\n", b"\n"))
+    digest.update(carry)
+    return digest.hexdigest()
+
+
+_SLICE = 1 << 20
+_BLANK_LINE = re.compile(rb"\n\r?\n")
+_LOGICAL_LINE = re.compile(rb"\n(?![ \t])")  # a header line with its continuation lines
+_HASHED = frozenset((b"from", b"to", b"cc", b"subject", b"date", b"message-id", b"content-type"))
+
+
+def _head(raw: bytes) -> bytes:
+    """The header block of a message and its blank line, nothing of the body."""
+    ends = [i for i in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if i >= 0]
+    return raw[:min(ends) + 2] + b"\r\n" if ends else raw[:65536]
 
 
 def _bodies(message: EmailMessage) -> tuple[str, str | None]:

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from concurrent.futures import Executor, ProcessPoolExecutor
 from functools import partial
 
 from adapters.imap_watcher import Fetched, ImapWatcher, Mailbox
 from closeloop.bootstrap import Services
-from flows.mail import InboundFacts, RouteFailed, mail_key, read_checkpoint, seen_mail, store_messages
+from flows.mail import InboundFacts, RawMail, RouteFailed, classify_stored, pending_mail, read_checkpoint, store_raw
 from handlers.mail_read import ReadConfig, identity, read_message
 from parsers.email_attachments import Limits
 
@@ -20,38 +20,53 @@ log = logging.getLogger("closeloop.mail")
 
 @dataclass
 class LedgerSink:
-    """Where the watcher's batches go: parsed (pure), then stored, routed and
-    checkpointed in one ledger transaction per batch."""
+    """Where the watcher's batches go. `store` keeps each batch as fetched (raw bytes
+    and identity, one transaction, checkpoint included) at the speed of the FETCH;
+    `settle` then parses (pure), classifies, matches and routes every message stored
+    but not classified yet — after a store, and at start for what a crash left."""
 
     services: Services
     config: ReadConfig
     # Parsing is the CPU-bound part of ingestion: spread it over processes when configured.
     pool: Executor | None = None
+    settle_batch: int = 200
+    # Set when a store left messages to classify: the classifier thread waits on it.
+    waiting: threading.Event = field(default_factory=threading.Event)
 
     def checkpoint(self, mailbox: Mailbox) -> tuple[int, int] | None:
         return self.services.ledger.read(read_checkpoint, mailbox.name)
 
     def store(self, mailbox: Mailbox, uidvalidity: int, batch: list[Fetched], last_uid: int) -> None:
-        # Recognise what is stored already (a resync, a redelivery) before parsing it.
-        identities = [identity(item.raw) for item in batch]
-        seen = self.services.ledger.read(seen_mail, [mail_key(*i) for i in identities])
-        todo = [(item.uid, item.raw, self.config, known) for item, known in zip(batch, identities)
-                if mail_key(*known) not in seen]
-        if self.pool is not None and len(todo) > 1:
-            facts = list(self.pool.map(_read, todo, chunksize=max(1, len(todo) // 16)))
-        else:
-            facts = [_read(args) for args in todo]
-        store = partial(self.services.ledger.run, store_messages, mailbox=mailbox.name, role=mailbox.role,
-                        uidvalidity=uidvalidity, last_uid=last_uid, messages=facts)
-        try:
-            stored = store()
-        except RouteFailed as error:  # rare: redo this batch message by message, keeping the failure
-            log.warning("mail %s: %s; storing the batch message by message", mailbox.name, error)
-            stored = store(guarded=True)
-        stored.duplicates += len(batch) - len(facts)
-        if stored.new or stored.duplicates:
-            log.info("mail %s: %d stored, %d duplicates (checkpoint %s:%s)", mailbox.name, len(stored.new),
+        raws = [RawMail(item.uid, item.raw, *identity(item.raw)) for item in batch]
+        stored = self.services.ledger.run(store_raw, mailbox=mailbox.name, role=mailbox.role,
+                                          uidvalidity=uidvalidity, last_uid=last_uid, messages=raws)
+        if stored.pending:
+            self.waiting.set()
+        if stored.pending or stored.duplicates:
+            log.info("mail %s: %d stored, %d duplicates (checkpoint %s:%s)", mailbox.name, stored.pending,
                      stored.duplicates, uidvalidity, last_uid)
+
+    def settle(self) -> int:
+        """Classify every stored-but-unclassified message, a batch per transaction; returns how many."""
+        self.waiting.clear()
+        done, after = 0, 0
+        head_over = self.config.limits.max_message_bytes  # refused by size from the headers: no need of the rest
+        while pending := self.services.ledger.read(pending_mail, self.settle_batch, after, head_over=head_over):
+            after = pending[-1][0]
+            todo = [(raw.uid, raw.raw, self.config, (raw.message_id, raw.content_hash), raw.size)
+                    for _, raw in pending]
+            if self.pool is not None and len(todo) > 1:
+                facts = list(self.pool.map(_read, todo, chunksize=max(1, len(todo) // 16)))
+            else:
+                facts = [_read(args) for args in todo]
+            messages = [(mail_id, f) for (mail_id, _), f in zip(pending, facts)]
+            classify = partial(self.services.ledger.run, classify_stored, messages=messages)
+            try:
+                done += len(classify().new)
+            except RouteFailed as error:  # rare: redo this batch message by message, keeping the failure
+                log.warning("mail: %s; classifying the batch message by message", error)
+                done += len(classify(guarded=True).new)
+        return done
 
 
 def _read(args: tuple) -> InboundFacts:  # type: ignore[type-arg] — module level: it crosses processes
@@ -82,10 +97,28 @@ def watchers(services: Services) -> list[ImapWatcher]:
 
 
 def watch(services: Services, stop: threading.Event, found: list[ImapWatcher] | None = None) -> list[threading.Thread]:
-    """Start a thread per mailbox; they run until `stop` is set."""
+    """Start a thread per mailbox, and one classifier thread per sink that settles what
+    they store (so IMAP fetching never waits for parsing); they run until `stop` is set."""
     threads = []
-    for watcher in found if found is not None else watchers(services):
-        thread = threading.Thread(target=watcher.run, args=(stop,), name=f"imap-{watcher.mailbox.role}", daemon=True)
+    found = found if found is not None else watchers(services)
+    sinks = {id(w.sink): w.sink for w in found if isinstance(w.sink, LedgerSink)}
+    for watcher in found:
+        watcher.settle = not isinstance(watcher.sink, LedgerSink)
+        threads.append(threading.Thread(target=watcher.run, args=(stop,), name=f"imap-{watcher.mailbox.role}",
+                                        daemon=True))
+    threads += [threading.Thread(target=classify_until, args=(sink, stop), name="mail-classify", daemon=True)
+                for sink in sinks.values()]
+    for thread in threads:
         thread.start()
-        threads.append(thread)
     return threads
+
+
+def classify_until(sink: LedgerSink, stop: threading.Event, every: float = 1.0) -> None:
+    """Settle at start (what a crash left), then whenever a store says so, or every `every` s."""
+    while not stop.is_set():
+        try:
+            sink.settle()
+        except Exception:  # noqa: BLE001 — the database is down: the rows wait, the next round retries
+            log.exception("mail: classifying stored messages failed; retrying")
+            stop.wait(every)
+        sink.waiting.wait(every)

@@ -44,6 +44,9 @@ _ALLOWED_TYPES = {"application/pdf", "image/png", "image/jpeg", "text/plain", "t
 class Limits:
     max_attachment_bytes: int = 20 << 20     # one file
     max_total_bytes: int = 40 << 20          # all files of one message
+    # The whole message as fetched: above it, only the headers are read. Parsing MIME in
+    # Python takes about 8 times a message's size, and the ingest worker must stay bounded.
+    max_message_bytes: int = 24 << 20
     max_parts: int = 100
     max_depth: int = 10
     max_archive_ratio: int = 100             # declared uncompressed / compressed

@@ -22,7 +22,7 @@ from sqlalchemy import select
 from closeloop.demo.loopback_slack import APP, TEAM, interaction_body
 from closeloop.demo.mail_servers import PASSWORD, USER, ImapServer, SmtpServer, start_imap
 from flows.deals import Deal
-from flows.mail import InboundMail, OutboundMail
+from flows.mail import InboundMail, MailStatus, OutboundMail
 from flows.outbox import OutboxMessage
 
 FOLDER = "Sales"
@@ -170,7 +170,9 @@ def _signed(pdf: bytes, signer: str) -> bytes:
 
 
 def _inbound(session: Any, count: int) -> Any:
-    rows = list(session.scalars(select(InboundMail).order_by(InboundMail.id)))
+    """The count-th inbound message, once classified (the watcher stores first, classifies next)."""
+    rows = list(session.scalars(select(InboundMail).where(InboundMail.status != MailStatus.PENDING)
+                                .order_by(InboundMail.id)))
     return rows[count - 1] if len(rows) >= count else None
 
 
