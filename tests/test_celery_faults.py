@@ -358,6 +358,13 @@ def test_docusign_503_500_after_create_and_a_hang_end_in_one_envelope(private_se
         services.close()
 
 
+def _waiting(connection) -> list[int]:
+    waiting = connection.execute(text("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                                      "AND wait_event_type = 'Lock'")).scalars().all()
+    connection.rollback()
+    return waiting
+
+
 # --- 36: a real deadlock during invoice creation ----------------------------------------
 
 def _blocked_by(connection, pid: int) -> list[int]:
@@ -438,13 +445,12 @@ def test_two_workers_running_one_invoice_step_at_once_make_one_invoice(private_s
         [(message_id, owner)] = head
         sender = make_app(rig.settings)  # an app of this test's own: no producer pool of an earlier test
         with engine.connect() as other:
-            me = other.execute(text("SELECT pg_backend_pid()")).scalar()
             other.execute(text("SELECT id FROM deals WHERE id = :d FOR UPDATE"), {"d": deal_id})
             for _ in range(2):  # the same task, twice: what a redelivery looks like
                 sender.send_task("closeloop.deliver", (message_id,), task_id=owner, queue="billing")
-            with engine.connect() as watch:
+            with engine.connect() as watch:  # the second waits behind the first in the row's lock queue
                 wait_until("both workers inside the step, waiting for the deal",
-                           lambda: len(_blocked_by(watch, me)) == 2, timeout=60, every=0.05)
+                           lambda: len(_waiting(watch)) == 2, timeout=60, every=0.05)
             other.rollback()
         wait_until("the step to be done", lambda: services.ledger.read(
             lambda s: s.get(OutboxMessage, message_id).status) is OutboxStatus.DONE, timeout=60)
