@@ -30,8 +30,7 @@ from flows.mail import OutboundMail, OutboundStatus, queue_email
 from flows.outbox import OutboxMessage, OutboxStatus
 from flows.queries import timeline
 from flows.steps import record_signature, send_quote
-from tests.celery_kit import (CeleryRig, PrivateRedis, pg_settings, private_broker, private_settings,  # noqa: F401
-                              wait_until)
+from tests.celery_kit import CeleryRig, PrivateRedis, wait_until
 from tests.docusign_peer import envelope_of
 from tests.factories import deal_at, quoted_deal, seed
 from tests.mail_samples import SECRET
@@ -287,7 +286,7 @@ def test_smtp_4xx_is_retried_with_the_same_message_id_and_550_is_dead_lettered_w
         smtp.handler.on_data.extend(["451 4.3.0 try again later", "421 4.7.0 closing connection"])
         message_id = send(first, "m-first")
         for attempt in (1, 2):
-            wait_until(f"4xx number {attempt}", lambda: len(smtp.handler.on_data) == 2 - attempt and
+            wait_until(f"4xx number {attempt}", lambda left=2 - attempt: len(smtp.handler.on_data) == left and
                        messages(services, "email.send")[0].status is OutboxStatus.PENDING, timeout=60)
             row = messages(services, "email.send")[0]
             assert row.available_at >= services.ledger.clock.now() + timedelta(seconds=20)  # backoff, no hot loop
@@ -433,8 +432,8 @@ def test_two_workers_running_one_invoice_step_at_once_make_one_invoice(private_s
     try:
         def head_is_invoice() -> bool:  # deliver what stands before issue_invoice in the deal's stream
             handed = services.relay.hand_out(1, stream=f"deal:{deal_id}")
-            for message_id, kind, owner in handed:
-                row = services.ledger.read(lambda s: s.get(OutboxMessage, message_id))
+            for message_id, _kind, owner in handed:
+                row = services.ledger.read(lambda s, m=message_id: s.get(OutboxMessage, m))
                 if row.payload.get("step") == "issue_invoice":
                     head.append((message_id, owner))
                     return True

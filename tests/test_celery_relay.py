@@ -15,7 +15,7 @@ from flows.clock import SystemClock
 from flows.deals import Deal, Stage
 from flows.outbox import OutboxMessage, OutboxStatus
 from flows.steps import record_signature
-from tests.celery_kit import pg_settings, rig, wait_until  # noqa: F401 — fixtures
+from tests.celery_kit import wait_until
 from tests.factories import deal_at, seed
 
 
