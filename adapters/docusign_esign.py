@@ -4,7 +4,8 @@ quote PDF with anchor tabs, void, resend, status polling, signed documents.
 The access token is cached and renewed a few minutes before it expires (and at once
 after a 401); the account and its REST base come from user info unless configured.
 Errors are sorted for the relay: 429 waits as told, other 4xx are permanent (a
-retry sends the same bad request), 5xx and network errors are retried."""
+retry sends the same bad request), 5xx (DocuSignUnavailable) and network errors are
+retried."""
 from __future__ import annotations
 
 import base64
@@ -14,12 +15,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import docusign_esign as ds
 from docusign_esign.client.api_exception import ApiException
 from docusign_esign.client.api_response import RESTClientObject
+from urllib3.util.retry import Retry
 
 from adapters.esign_texts import envelope_texts
 from flows.outbox import PermanentFailure, RetryAfter
@@ -33,6 +36,29 @@ RENEW_BEFORE = 300  # seconds before expiry a token is renewed
 TOKEN_LIFETIME = 3600
 # DocuSign's anchor strings on the quote's signature block (rendered in white by the PDF).
 ANCHORS = {"sign_here": "/sn1/", "date_signed": "/dt1/", "full_name": "/fn1/"}
+
+
+class DocuSignUnavailable(Exception):
+    """DocuSign answered 5xx: worth asking again later (the relay retries it like any
+    other failure; the reconciler backs off). `retry_after`: seconds, when it said."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def retry_after(value: str | None, now: float) -> float | None:
+    """An HTTP Retry-After value (seconds, or an HTTP date) as seconds from `now`."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value.strip()))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - now)
+    except (TypeError, ValueError, IndexError):
+        return None
 
 
 @dataclass(frozen=True)
@@ -103,6 +129,10 @@ class DocuSign:
         if self.config.ca_cert is not None:  # the SDK reads its CA bundle from a Configuration at init
             configuration.ssl_ca_cert = str(self.config.ca_cert)
         client.rest_client = _TimedRest(configuration, self.config.timeout_seconds)
+        # urllib3's default retries sleep in this thread for as long as a 429/503's
+        # Retry-After says (the relay's or the reconciler's thread, for minutes): the
+        # relay and the reconciler wait instead, without holding a thread.
+        client.rest_client.pool_manager.connection_pool_kw["retries"] = Retry(3, respect_retry_after_header=False)
         return client
 
     def _authorized(self) -> tuple[ds.ApiClient, str]:
@@ -144,11 +174,13 @@ class DocuSign:
                 with self._lock:
                     self._token = None  # revoked or expired early: renew on the retry
                 raise
+            wait = retry_after((error.headers or {}).get("Retry-After"), self._clock())
             if status == 429:
-                headers = error.headers or {}
-                raise RetryAfter(float(headers.get("Retry-After", 60)), f"DocuSign: {what}: rate limited") from error
+                raise RetryAfter(60.0 if wait is None else wait, f"DocuSign: {what}: rate limited") from error
             if 400 <= status < 500:
                 raise PermanentFailure(f"DocuSign refused {what}: {status} {_short(error.body)}") from error
+            if status >= 500:
+                raise DocuSignUnavailable(f"DocuSign: {what}: {status} {_short(error.body)}", wait) from error
             raise
 
     # --- envelopes --------------------------------------------------------------------

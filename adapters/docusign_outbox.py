@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from adapters.docusign_esign import DocuSign, EnvelopeRequest
+from adapters.backoff import Backoff
+from adapters.docusign_esign import DocuSign, DocuSignUnavailable, EnvelopeRequest
 from adapters.esign_ports import QuoteDocument, SignedQuoteCheck
 from flows.errors import LedgerError
 from flows.esign import (CREATING, Seen, begin_send, envelopes_to_poll, observe_status, record_completion,
                          record_created, void_target)
 from flows.ledger import Ledger
-from flows.outbox import Delivery, PermanentFailure
+from flows.outbox import Delivery, PermanentFailure, RetryAfter
 from parsers.docusign_connect import docusign_time
 
 log = logging.getLogger("closeloop.docusign")
@@ -33,6 +34,7 @@ class DocuSignRelay:
     check: SignedQuoteCheck
     documents_dir: Path
     reconcile_after: timedelta = timedelta(minutes=30)
+    backoff: Backoff = field(default_factory=lambda: Backoff())
 
     def send(self, delivery: Delivery) -> None:
         envelope_id = int(delivery.payload["envelope_id"])
@@ -90,12 +92,28 @@ class DocuSignRelay:
         return Seen.APPLIED
 
     def reconcile(self) -> dict[str, int]:
-        """Poll DocuSign for envelopes still open after `reconcile_after`; returns counts."""
+        """Poll DocuSign for envelopes still open after `reconcile_after`; returns counts.
+        When DocuSign answers 429 or 5xx the pass stops and the next ones do not call it
+        until the backoff has passed (then `deferred` and `retry_in` seconds are set)."""
         now = self.ledger.clock.now()
+        waiting = self.backoff.remaining(now)
+        if waiting is not None:
+            return {"polled": 0, "changed": 0, "deferred": 1, "retry_in": int(waiting.total_seconds())}
         pending = self.ledger.read(envelopes_to_poll, now, self.reconcile_after)
-        counts = {"polled": len(pending), "changed": 0}
+        counts = {"polled": 0, "changed": 0}
         for start in range(0, len(pending), 100):
-            for envelope in self.docusign.statuses(pending[start:start + 100]):
+            batch = pending[start:start + 100]
+            try:
+                found = self.docusign.statuses(batch)
+            except (RetryAfter, DocuSignUnavailable) as error:
+                told = error.seconds if isinstance(error, RetryAfter) else error.retry_after
+                delay = self.backoff.failed(self.ledger.clock.now(), told)
+                log.warning("DocuSign is not answering the status poll (%s): next poll in %d s", error,
+                            delay.total_seconds())
+                return {**counts, "deferred": 1, "retry_in": int(delay.total_seconds())}
+            self.backoff.succeeded()
+            counts["polled"] += len(batch)
+            for envelope in found:
                 if self.apply(envelope.envelope_id, envelope.status, envelope.status_at) is Seen.APPLIED:
                     counts["changed"] += 1
         return counts

@@ -96,6 +96,8 @@ MORE_TEXTS: dict[str, dict[str, str]] = {
                                "signature; it is valid until {valid_until}.",
         "check_in.subject": "How are things going at {customer}?",
         "check_in.body": "We have not heard from you for a while: is there anything we can help you with?",
+        "statement.subject": "Statement of account {start} to {end}",
+        "statement.body": "Your statement of account from {start} to {end} is attached: every invoice and payment in that time, with the balance.",
     },
     "he": {
         "receipt.subject": "קבלה: התקבלו {amount}",
@@ -118,6 +120,8 @@ MORE_TEXTS: dict[str, dict[str, str]] = {
                                "בתוקף עד {valid_until}.",
         "check_in.subject": "מה שלומכם ב-{customer}?",
         "check_in.body": "לא שמענו מכם זמן מה: האם נוכל לעזור במשהו?",
+        "statement.subject": "דף חשבון {start} עד {end}",
+        "statement.body": "מצורף דף החשבון שלכם מ-{start} עד {end}: כל החשבוניות והתשלומים בתקופה זו, עם היתרה.",
     },
     "pl": {
         "receipt.subject": "Potwierdzenie: otrzymaliśmy {amount}",
@@ -142,6 +146,8 @@ MORE_TEXTS: dict[str, dict[str, str]] = {
                                "Państwa podpis; jest ważna do {valid_until}.",
         "check_in.subject": "Co słychać w {customer}?",
         "check_in.body": "Dawno się nie odzywaliśmy: czy możemy w czymś pomóc?",
+        "statement.subject": "Wyciąg z konta {start} – {end}",
+        "statement.body": "W załączniku wyciąg z Państwa konta od {start} do {end}: wszystkie faktury i płatności z tego okresu wraz z saldem.",
     },
     "lt": {
         "receipt.subject": "Kvitas: gauta {amount}",
@@ -165,6 +171,8 @@ MORE_TEXTS: dict[str, dict[str, str]] = {
                                "parašo; jis galioja iki {valid_until}",
         "check_in.subject": "Kaip sekasi {customer}?",
         "check_in.body": "Seniai nesikalbėjome: ar galime kuo nors padėti?",
+        "statement.subject": "Sąskaitos išrašas {start}–{end}",
+        "statement.body": "Pridedame jūsų sąskaitos išrašą nuo {start} iki {end}: visos to laikotarpio sąskaitos ir mokėjimai bei likutis.",
     },
     "id": {
         "receipt.subject": "Kuitansi: {amount} diterima",
@@ -189,6 +197,8 @@ MORE_TEXTS: dict[str, dict[str, str]] = {
                                "tangan Anda; berlaku hingga {valid_until}.",
         "check_in.subject": "Apa kabar di {customer}?",
         "check_in.body": "Sudah lama kami tidak mendengar kabar Anda: adakah yang bisa kami bantu?",
+        "statement.subject": "Laporan rekening {start} sampai {end}",
+        "statement.body": "Terlampir laporan rekening Anda dari {start} sampai {end}: setiap faktur dan pembayaran dalam periode itu, beserta saldonya.",
     },
 }
 for _lang, _more in MORE_TEXTS.items():
@@ -233,7 +243,7 @@ def render(template: str, locale: str, context: dict[str, Any], *, company: str,
     for key in ("amount", "balance"):  # the money flows' contexts: integer minor units beside "currency"
         if isinstance(context.get(key), int) and context.get("currency"):
             fields[key] = money(context[key], context["currency"], fmt)
-    for key in ("valid_until", "due_on", "received_at"):
+    for key in ("valid_until", "due_on", "received_at", "start", "end"):
         if context.get(key):
             fields[key] = day(str(context[key])[:10], fmt)
     paragraphs = PARAGRAPHS[template](texts, fields, {**context, "_fmt": fmt})
@@ -314,6 +324,10 @@ def _check_in(texts: dict[str, str], fields: dict[str, Any], context: dict[str, 
     return [texts["check_in.body"].format(**fields), texts["questions"]]
 
 
+def _statement(texts: dict[str, str], fields: dict[str, Any], context: dict[str, Any]) -> list[str]:
+    return [texts["statement.body"].format(**fields), texts["questions"]]
+
+
 def _signature_rejected(texts: dict[str, str], fields: dict[str, Any], context: dict[str, Any]) -> list[str]:
     from adapters.email_signing import rejection_text  # esign's localized "what to fix" text
     _, body = rejection_text(context["_fmt"], str(context["quote"]), int(context["version"]),
@@ -328,8 +342,8 @@ def _signature_subject(locale: str, context: dict[str, Any]) -> str:
 
 PARAGRAPHS.update({"receipt": _receipt, "payment_reminder": _dunning, "payment_overdue": _dunning,
                    "payment_link": _payment_link, "quote_reminder": _quote_reminder, "check_in": _check_in,
-                   "signature_rejected": _signature_rejected})
+                   "signature_rejected": _signature_rejected, "statement": _statement})
 # The money flows write an English subject into the payload; the customer reads their own language.
 LOCALIZED_SUBJECTS = {"receipt", "payment_reminder", "payment_overdue", "payment_link", "quote_reminder",
-                      "check_in"}
+                      "check_in", "statement"}
 

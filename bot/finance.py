@@ -226,7 +226,7 @@ def register(app: App, services: Services, identity: Identity) -> None:
         if done is Done.ALREADY:
             return f":information_source: Already done: a statement for {name} was requested; nothing changed."
         return (f":email: A statement of account for {name} is on its way to their billing contact."
-                f"{_not_yet(services, 'collect.statement')}")
+                f"{_not_yet(services, 'email.send')}")  # the statement goes by email
 
 
 # --- what each lookup shows --------------------------------------------------------------

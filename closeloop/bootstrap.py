@@ -23,7 +23,7 @@ from closeloop.relay import Relay, Route
 from flows.access import Role, grant_role
 from flows.clock import Clock, SystemClock
 from flows.errors import LedgerError
-from flows.ledger import Ledger, Policy, Tx
+from flows.ledger import Committed, Ledger, Policy, Tx
 from flows.outbox import Delivery, PermanentFailure, RetryPolicy
 from flows.steps import PIPELINE_STEPS
 
@@ -93,7 +93,7 @@ class Embedded:
     def _run(self) -> None:
         self.services.relay.run_forever(self._stop, self.services.settings.relay_poll_seconds)
 
-    def _wake(self, tx: Tx) -> None:
+    def _wake(self, tx: Tx | Committed) -> None:
         if tx.outbox_written:
             self.services.relay.wake()
 
@@ -115,7 +115,6 @@ def run_pipeline_step(ledger: Ledger):  # type: ignore[no-untyped-def]
 # not configured yet are written to the file sink with a note saying so.
 NOT_YET = {
     "slack.deal_thread": "Slack is not configured (set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET)",
-    "collect.statement": "statements are not available yet (the billing and collections issue)",
     "esign.send": "DocuSign is not configured (set DOCUSIGN_INTEGRATION_KEY, DOCUSIGN_USER_ID, DOCUSIGN_PRIVATE_KEY)",
     "esign.void": "DocuSign is not configured (set DOCUSIGN_INTEGRATION_KEY, DOCUSIGN_USER_ID, DOCUSIGN_PRIVATE_KEY)",
     "esign.remind": "DocuSign is not configured (set DOCUSIGN_INTEGRATION_KEY, DOCUSIGN_USER_ID, DOCUSIGN_PRIVATE_KEY)",

@@ -31,7 +31,6 @@ _KIND_QUEUES = {
     "email.": "mail",
     "invoice.deliver": "pdf",        # renders the invoice PDF
     "esign.send": "pdf",             # renders the quote PDF for the envelope
-    "collect.statement": "pdf",
     "payment.": "billing",
     "license.": "billing",
     "pipeline.": "billing",

@@ -147,7 +147,7 @@ def outbox_command(status: str | None) -> None:
 def run_command() -> None:
     """The embedded all-in-one process: migrate, drain the outbox, and when Slack is
     configured serve it too (Socket Mode with SLACK_APP_TOKEN, else HTTP on $PORT)."""
-    services = _start(migrate_embedded=True, always=True)
+    services = _start(migrate_embedded=True, always=True, embedded=True)
     stop = _stop_on_signals()
     with Embedded(services):
         if services.settings.slack_enabled and services.settings.slack_app_token:
@@ -166,9 +166,9 @@ def run_command() -> None:
 
 @main.command("relay")
 def relay_command() -> None:
-    """The production worker: drain the outbox until stopped, nothing else (the web and
-    bot processes serve Slack)."""
-    services = _start(migrate_embedded=True)
+    """The outbox relay and the beat schedule in threads, without a broker (the Procfile's
+    workers are Celery: `closeloop worker`)."""
+    services = _start(migrate_embedded=True, embedded=True)
     stop = _stop_on_signals()
     with Embedded(services):
         click.echo(f"closeloop relay draining the outbox of {_shown(services)} (Ctrl-C to stop)")
@@ -235,11 +235,12 @@ def roles_list() -> None:
                    f"on {grant.granted_at:%Y-%m-%d}")
 
 
-def _start(*, migrate_embedded: bool, always: bool = False) -> Services:
+def _start(*, migrate_embedded: bool, always: bool = False, embedded: bool = False) -> Services:
     """Build the services for a long-running process, which logs JSON lines. SQLite
     (embedded) is migrated on start; PostgreSQL is migrated by the release process, and
     a process started beside it waits for the schema to reach head (up to a minute).
-    With BROKER_URL, a commit that writes to the outbox wakes the Celery dispatch."""
+    With BROKER_URL, a commit that writes to the outbox wakes the Celery dispatch, except
+    in the processes that drain the outbox themselves (`run`, `relay`)."""
     from closeloop import logs
     logs.setup(verbose=True, json_lines=True)
     settings = _settings()
@@ -252,7 +253,7 @@ def _start(*, migrate_embedded: bool, always: bool = False) -> Services:
         raise click.ClickException(f"the database is at schema {current or 'none'}, not {head}: "
                                    "run `closeloop db upgrade` (the Procfile's release process does)")
     apply_role_grants(services)
-    if settings.broker_url:
+    if settings.broker_url and not embedded:
         from closeloop.tasks import wake_dispatch_on_commit
         wake_dispatch_on_commit(services)
     return services

@@ -3,6 +3,7 @@ in the documents folder, and what was issued handed to the pure verifier of retu
 quotes (run in the PDF sandbox)."""
 from __future__ import annotations
 
+import functools
 from datetime import date
 from pathlib import Path
 
@@ -10,8 +11,8 @@ from adapters.file_sink import FileSink
 from adapters.pdf_render.company import Company
 from adapters.pdf_sandbox import run
 from closeloop.config import Settings
-from flows.documents import (QuoteDocument, aging_document, all_customers_aging_document, invoice_document, quote_document,
-                             statement_document)
+from flows.documents import (InvoiceDocument, QuoteDocument, aging_document, all_customers_aging_document,
+                             invoice_document, quote_document, statement_document)
 from flows.errors import NotFound
 from flows.ledger import Ledger
 from flows.money import exponent
@@ -52,8 +53,16 @@ def quote_pdf(ledger: Ledger, company: Company, number: str, version: int | None
 
 
 def invoice_pdf(ledger: Ledger, company: Company, number: str) -> bytes:
+    return _rendered_invoice(ledger.read(invoice_document, number), company)
+
+
+@functools.lru_cache(maxsize=32)
+def _rendered_invoice(document: InvoiceDocument, company: Company) -> bytes:
+    """Keyed by the whole document (status, payments, lines: all it shows): the delivery
+    renders an invoice into the folder and its email attaches it moments later, one
+    render when both run in this process and nothing on the invoice changed between."""
     from adapters.pdf_render.invoice import render_invoice
-    return render_invoice(ledger.read(invoice_document, number), company)
+    return render_invoice(document, company)
 
 
 def aging_pdf(ledger: Ledger, company: Company, customer_id: int, today: date) -> bytes:

@@ -21,3 +21,5 @@ def esign_reconcile() -> None:
     counts = services.esign.reconcile()
     services.relay.drain()  # what the changes queued (Slack posts, the pipeline) goes out now
     click.echo(f"reconciled: {counts['polled']} envelope(s) polled, {counts['changed']} changed")
+    if counts.get("deferred"):
+        click.echo(f"DocuSign asked us to wait: the rest is polled in {counts['retry_in']} s or later")

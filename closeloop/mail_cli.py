@@ -26,17 +26,22 @@ def watch_command(once: bool) -> None:
     if settings.database_url.startswith("sqlite"):
         migrate.upgrade(settings.database_url)
     services = build(settings)
+    if settings.broker_url:
+        from closeloop.tasks import wake_dispatch_on_commit
+        wake_dispatch_on_commit(services)
     found = watchers(services)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
     if not found:
         click.echo("no mailbox configured (set CLOSELOOP_MAILBOXES or IMAP_HOST): nothing to watch")
+        if not once:  # idle rather than exit: honcho and foreman stop every process when one exits
+            stop.wait()
         return
     if once:
         for watcher in found:
             click.echo(f"{watcher.mailbox.name}: {watcher.sync_once()} fetched")
         return
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
     threads = watch(services, stop, found)
     click.echo(f"watching {', '.join(w.mailbox.name for w in found)} (Ctrl-C to stop)")
     stop.wait()

@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 from adapters.email_signing import EmailSigning
 from adapters.esign_ports import SignatureVerdict
-from closeloop.documents import InvoiceDocuments, aging_pdf, invoice_pdf, issued_quote
+from closeloop.documents import InvoiceDocuments, aging_pdf, invoice_pdf, issued_quote, statement_pdf
 from closeloop.relay import Route
 from flows.documents import quote_document
 from flows.errors import LedgerError, NotFound
 from flows.mail import MailAttachment
-from flows.mail_requests import queue_gap_email, queue_invoice_email, queue_rejection_email
+from flows.mail_requests import queue_gap_email, queue_invoice_email, queue_rejection_email, queue_statement_email
 from flows.outbox import Delivery, PermanentFailure, RetryPolicy
 from flows.quotes import Quote
 from parsers.pdf_errors import PdfError
@@ -64,6 +64,10 @@ def render_attachment(services: Services):  # type: ignore[no-untyped-def]
             if attachment["render"] == "aging_report":
                 return aging_pdf(services.ledger, company, int(attachment["customer_id"]),
                                  date.fromisoformat(str(attachment["as_of"])))
+            if attachment["render"] == "statement":
+                return statement_pdf(services.ledger, company, int(attachment["customer_id"]),
+                                     date.fromisoformat(str(attachment["start"])),
+                                     date.fromisoformat(str(attachment["end"])))
         except NotFound as error:
             raise ValueError(str(error)) from error
         raise ValueError(f"no renderer for attachment {attachment['render']!r}")
@@ -169,7 +173,11 @@ def mail_request_routes(services: Services, retry: RetryPolicy, documents: Invoi
                   domain=domain)
         return handle
 
+    def statement(delivery: Delivery) -> None:
+        _step(services, queue_statement_email, delivery.payload, key=delivery.idempotency_key, domain=domain)
+
     return {"invoice.deliver": Route(invoice_delivery(services, documents), retry),
+            "collect.statement": Route(statement, retry),
             "mail.signed_return": Route(signed_return(services), retry),
             "esign.rejection_email": Route(rejection, retry),
             "email.quote_reminder": Route(gap_email("quote_reminder"), retry),

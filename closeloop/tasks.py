@@ -5,9 +5,11 @@ it, and sends one `deliver` task per message to the queue of its kind. `deliver`
 claims its message as that owner (a task the broker hands out again after its worker
 died claims it again, as the next attempt), delivers it through the same routes as
 the embedded relay, then dispatches what became due, so a deal's next step does not
-wait for the beat. The outbox stays the record: a task lost with a broker restart
-leaves its message leased until the lease runs out, and the next dispatch sends it
-again. Nothing here is scheduled ahead; every task is idempotent."""
+wait for the beat: the next message of its own stream (one indexed query, in the
+in-flight slot it frees), or everything due when the delivery wrote to the outbox.
+The outbox stays the record: a task lost with a broker restart leaves its message
+leased until the lease runs out, and the next dispatch sends it again. Nothing here
+is scheduled ahead; every task is idempotent."""
 from __future__ import annotations
 
 import logging
@@ -25,6 +27,7 @@ from closeloop.schedule import run_tick
 log = logging.getLogger("closeloop.tasks")
 _services: Services | None = None
 _lock = threading.Lock()
+_wrote = threading.local()  # did a commit of this task write to the outbox?
 DISPATCH_BATCH = 100
 
 
@@ -34,7 +37,13 @@ def services() -> Services:
     with _lock:
         if _services is None:
             _services = build(load_settings())
+            _services.ledger.after_commit.append(_note_outbox_write)
         return _services
+
+
+def _note_outbox_write(tx: Any) -> None:
+    if tx.outbox_written:
+        _wrote.outbox = True
 
 
 @worker_process_init.connect
@@ -46,9 +55,13 @@ def _forget_parent_services(**_: Any) -> None:
 @app.task(name="closeloop.deliver", bind=True)
 def deliver(self: Any, message_id: int) -> str:
     current = services()
+    _wrote.outbox = False
     with deal_context(task=self.request.id, message=message_id):
         delivery = current.relay.deliver_handed(message_id, self.request.id)
-    dispatch_due(current)
+    if delivery is None or _wrote.outbox:
+        dispatch_due(current)
+    else:  # nothing new was queued: only this stream's next message can have become due
+        dispatch_stream(current, delivery.stream)
     return "delivered" if delivery is not None else "no longer ours"
 
 
@@ -65,6 +78,15 @@ def tick(name: str) -> None:
 def dispatch_due(current: Services) -> int:
     """Hand out what is due, within the in-flight bound, and send a task for each."""
     handed = current.relay.hand_out(DISPATCH_BATCH, in_flight=current.settings.dispatch_in_flight)
+    for message_id, kind, owner in handed:
+        deliver.apply_async((message_id,), task_id=owner, queue=queue_for(kind))
+    return len(handed)
+
+
+def dispatch_stream(current: Services, stream: str) -> int:
+    """Hand out the next message of one stream, without counting what is in flight: the
+    delivery that just finished freed the slot it takes."""
+    handed = current.relay.hand_out(1, stream=stream)
     for message_id, kind, owner in handed:
         deliver.apply_async((message_id,), task_id=owner, queue=queue_for(kind))
     return len(handed)

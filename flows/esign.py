@@ -9,7 +9,6 @@ custom field instead of creating a second one."""
 from __future__ import annotations
 
 import enum
-import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,7 +19,6 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from flows.base import Base, Id
 from flows.deals import Deal, EnvelopeStatus, SignatureEnvelope, Stage
 from flows.errors import InvalidInput
-from flows.inbox import InboundEvent
 from flows.ledger import Tx
 from flows.parties import ContactRole
 from flows.steps import Done, announce, decline_quote, load_deal, record_signature, void_quote
@@ -132,46 +130,6 @@ def void_target(tx: Tx, envelope_id: int) -> tuple[str | None, str | None]:
     if row is None:
         return envelope.external_id, None
     return envelope.external_id, None if envelope.external_id else row.closeloop_key
-
-
-def accept_connect_notices(tx: Tx, notices: list[dict[str, Any]]) -> list[bool]:
-    """Verified Connect deliveries (`ConnectNotice.as_payload()` plus `body_hash`):
-    claim each (False for a duplicate) and queue its work, all in one transaction —
-    the webhook commits the notices that arrive together as one group."""
-    ids = {n["envelope_id"] for n in notices}
-    deals = {external_id: deal_id for external_id, deal_id in tx.session.execute(
-        select(SignatureEnvelope.external_id, SignatureEnvelope.deal_id).where(SignatureEnvelope.external_id.in_(ids)))}
-    deliveries = [f"{n['envelope_id']}:{n['status']}:{n['generated_at']}"[:255] for n in notices]
-    fresh = _claim_all(tx, deliveries, {d: n.get("body_hash") for d, n in zip(deliveries, notices)})
-    accepted = []
-    for notice, delivery in zip(notices, deliveries):
-        if delivery not in fresh:
-            accepted.append(False)
-            continue
-        fresh.discard(delivery)  # the same delivery twice in one group: the second is a duplicate
-        deal_id = deals.get(notice["envelope_id"])
-        key = "esign.connect:" + hashlib.sha256(delivery.encode()).hexdigest()[:40]
-        payload = {k: v for k, v in notice.items() if k != "body_hash"}
-        tx.enqueue("esign.connect_event", payload, key=key, deal_id=deal_id,
-                   stream=None if deal_id else "esign.connect")
-        accepted.append(True)
-    return accepted
-
-
-def _claim_all(tx: Tx, deliveries: list[str], hashes: dict[str, str | None]) -> set[str]:
-    """flows.inbox.claim for a whole group in one INSERT … ON CONFLICT DO NOTHING
-    RETURNING: the ids that were new."""
-    if tx.session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    table = InboundEvent.__table__
-    rows = [{"source": "docusign", "external_id": d, "content_hash": hashes.get(d), "received_at": tx.now}
-            for d in sorted(set(deliveries))]  # one order for all writers: concurrent groups never deadlock
-    tx.session.flush()
-    inserted = tx.session.connection().execute(  # executemany: one cached statement, rows sent in batches
-        insert(table).on_conflict_do_nothing().returning(table.c.external_id), rows)
-    return {r[0] for r in inserted}
 
 
 def observe_status(tx: Tx, *, external_id: str, status: str, at: datetime) -> Seen:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from sqlalchemy import Engine, insert
+from sqlalchemy import Connection, Engine, insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -47,8 +47,8 @@ _TX_KEY = "closeloop.tx"
 
 
 def is_transient(error: BaseException) -> bool:
-    if not isinstance(error, DBAPIError):
-        return False
+    if not isinstance(error, DBAPIError):  # the driver's own error (run_statement steps use psycopg directly)
+        return getattr(error, "sqlstate", None) in _TRANSIENT_SQLSTATES
     orig = error.orig
     return getattr(orig, "sqlstate", None) in _TRANSIENT_SQLSTATES or "database is locked" in str(orig)
 
@@ -77,7 +77,9 @@ class Tx:
     outbox_written: int = 0
     _events: list[dict[str, Any]] = field(default_factory=list)
     _outbox: list[dict[str, Any]] = field(default_factory=list)
-    _locked: set[tuple[type, int]] = field(default_factory=set)
+    # Rows this transaction locked, held strongly: the session's identity map is weak, so a
+    # row no step references any more would be read again by the next step that needs it.
+    _locked: dict[tuple[type, int], Any] = field(default_factory=dict)
     _following: list[tuple[Callable[..., Any], tuple[Any, ...]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -92,7 +94,7 @@ class Tx:
         if row is None:
             raise NotFound(model.__name__.lower(), ident)
         if lock:
-            self._locked.add((model, ident))
+            self._locked[(model, ident)] = row
         return row
 
     def holds(self, model: type[Base], ident: int) -> bool:
@@ -160,6 +162,13 @@ class Tx:
             self._outbox = []
 
 
+@dataclass(frozen=True)
+class Committed:
+    """What the after-commit hooks are told of a `Ledger.run_statement`."""
+
+    outbox_written: int
+
+
 class LedgerSession(Session):
     """However a ledger transaction is committed, its events and outbox rows go with it."""
 
@@ -200,7 +209,7 @@ class Ledger:
     policy: Policy = field(default_factory=Policy)
     max_retries: int = 8
     concurrency: int = 4
-    after_commit: list[Callable[[Tx], None]] = field(default_factory=list)
+    after_commit: list[Callable[[Tx | Committed], None]] = field(default_factory=list)
     _rng: random.Random = field(default_factory=random.Random)
 
     def __post_init__(self) -> None:
@@ -244,6 +253,32 @@ class Ledger:
             for hook in self.after_commit:
                 hook(tx)
             return result
+        raise AssertionError("unreachable")
+
+    def statement_connection(self) -> Connection:
+        """A connection for `run_statement`, in autocommit: each statement is its own
+        transaction. The caller keeps it across calls (no checkout, no ping each time)."""
+        return self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+
+    def run_statement(self, connection: Connection,
+                      step: Callable[Concatenate[Connection, datetime, P], tuple[R, int]],
+                      *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run a step that is one SQL statement, on a `statement_connection`: on
+        PostgreSQL a single statement is atomic and durable when it returns, with no
+        BEGIN or COMMIT round trips. The step returns (result, outbox rows written).
+        Retried like `run` on a serialization failure or a deadlock."""
+        with self.gate():
+            for attempt in range(1, self.max_retries + 1):
+                try:
+                    result, written = step(connection, self.clock.now(), *args, **kwargs)
+                except Exception as error:
+                    if attempt < self.max_retries and is_transient(error):
+                        time.sleep(min(1.0, 0.01 * 2 ** attempt) * (0.5 + self._rng.random() / 2))
+                        continue
+                    raise
+                for hook in self.after_commit:
+                    hook(Committed(written))
+                return result
         raise AssertionError("unreachable")
 
     def read(self, query: Callable[Concatenate[Session, P], R], *args: P.args, **kwargs: P.kwargs) -> R:

@@ -4,7 +4,11 @@ to sign and check-in. Each is idempotent by its key; a missing recipient is a ti
 note (the gap rules find it), never an exception that the relay would retry."""
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
+
+from dateutil.relativedelta import relativedelta
 
 from sqlalchemy import select
 
@@ -118,4 +122,29 @@ def queue_gap_email(tx: Tx, payload: dict[str, Any], *, template: str, key: str,
     if deal is not None:
         announce(tx, deal, f"mail.{template}_queued", f":envelope: {template.replace('_', ' ')} emailed to {found[0]}",
                  requested_by=payload.get("requested_by"))
+    return Done.ACTED
+
+
+def queue_statement_email(tx: Tx, payload: dict[str, Any], *, key: str, domain: str) -> Done:
+    """Finance's "send statement": the statement of account for the last twelve months up
+    to today (in the company's zone), as a PDF rendered at send time, to the billing
+    contact (else the signer)."""
+    if _queued(tx, key):
+        return Done.ALREADY
+    customer = tx.get(Customer, int(payload["customer_id"]), lock=False)
+    found = _contact(customer, ContactRole.BILLING, ContactRole.SIGNER, ContactRole.OTHER)
+    if found is None:
+        tx.record("mail.no_contact", deal_id=None, customer_id=customer.id, key=key,
+                  note=f"statement not sent: {customer.name} has no contact")
+        return Done.ACTED
+    end = tx.now.astimezone(ZoneInfo(tx.policy.timezone)).date()
+    start = end - relativedelta(years=1) + timedelta(days=1)
+    queue_email(tx, key=key, deal_id=None, to=[found[0]], template="statement", locale=customer.language,
+                subject="", domain=domain, stream=f"customer:{customer.id}",
+                context={"customer": customer.name, "name": found[1], "start": start.isoformat(),
+                         "end": end.isoformat()},
+                attachments=({"render": "statement", "customer_id": customer.id, "start": start.isoformat(),
+                              "end": end.isoformat(), "filename": f"statement-{end.isoformat()}.pdf"},))
+    tx.record("statement.queued", deal_id=None, customer_id=customer.id, to=found[0], start=start.isoformat(),
+              end=end.isoformat())
     return Done.ACTED

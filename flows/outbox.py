@@ -59,6 +59,7 @@ class Delivery:
     idempotency_key: str
     attempt: int
     deal_id: int | None
+    stream: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +108,8 @@ def lease(session: Session, now: datetime, owner: str, lease_for: timedelta, lim
         row.attempts += 1
         row.leased_until = now + lease_for
         row.lease_owner = owner
-        leased.append(Delivery(row.id, row.kind, dict(row.payload), row.idempotency_key, row.attempts, row.deal_id))
+        leased.append(Delivery(row.id, row.kind, dict(row.payload), row.idempotency_key, row.attempts, row.deal_id,
+                               row.stream))
     return leased
 
 
@@ -206,4 +208,4 @@ def claim(session: Session, message_id: int, owner: str, now: datetime, lease_fo
         return None
     row.attempts += 1
     row.leased_until = now + lease_for
-    return Delivery(row.id, row.kind, dict(row.payload), row.idempotency_key, row.attempts, row.deal_id)
+    return Delivery(row.id, row.kind, dict(row.payload), row.idempotency_key, row.attempts, row.deal_id, row.stream)

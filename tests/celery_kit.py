@@ -20,15 +20,56 @@ from closeloop.config import Settings
 CLOSELOOP = str(Path(sys.executable).with_name("closeloop"))
 
 
+_REDIS_DB: int | None = None
+
+
 def redis_url() -> str:
-    """A Redis database per pytest-xdist worker (gw0 -> 1, gw1 -> 2, …), emptied first."""
+    """A Redis database of this test process's own, emptied first. Databases 1-15 are
+    taken with a lock key in database 0 (held for an hour, renewed on each use), so test
+    runs in other checkouts on the same Redis never consume each other's tasks."""
     import redis
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
-    url = f"redis://127.0.0.1:6379/{1 + int(worker.removeprefix('gw') or 0) % 15}"
+    global _REDIS_DB
+    owner = f"{os.uname().nodename}:{os.getpid()}"
     try:
+        locks = redis.Redis.from_url("redis://127.0.0.1:6379/0", socket_timeout=3)
+        if _REDIS_DB is None:
+            for db in range(1, 16):
+                if locks.set(f"closeloop-test-db:{db}", owner, nx=True, ex=3600):
+                    _REDIS_DB = db
+                    break
+            else:
+                pytest.fail("every Redis database 1-15 is taken by other closeloop test runs", pytrace=False)
+        locks.set(f"closeloop-test-db:{_REDIS_DB}", owner, ex=3600)
+        url = f"redis://127.0.0.1:6379/{_REDIS_DB}"
         redis.Redis.from_url(url, socket_timeout=3).flushdb()
     except redis.RedisError as error:
         pytest.fail(f"Redis is required on 127.0.0.1:6379 (scripts/services starts it): {error}", pytrace=False)
+    return url
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _release_redis_db() -> Iterator[None]:
+    yield
+    if _REDIS_DB is not None:
+        import redis
+        locks = redis.Redis.from_url("redis://127.0.0.1:6379/0", socket_timeout=3)
+        if locks.get(f"closeloop-test-db:{_REDIS_DB}") == f"{os.uname().nodename}:{os.getpid()}".encode():
+            locks.delete(f"closeloop-test-db:{_REDIS_DB}")
+
+
+def amqp_url() -> str:
+    """A RabbitMQ vhost per pytest-xdist worker, emptied (deleted and made again) first."""
+    import kombu
+    vhost = f"closeloop_test_{os.environ.get('PYTEST_XDIST_WORKER', 'gw0')}"
+    for args in (["delete_vhost", vhost], ["add_vhost", vhost], ["set_permissions", "-p", vhost, "guest", ".*", ".*",
+                                                                 ".*"]):
+        done = subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, text=True)
+        if done.returncode and args[0] != "delete_vhost":
+            pytest.fail(f"RabbitMQ is required on 127.0.0.1:5672 (scripts/services starts it): {done.stderr}",
+                        pytrace=False)
+    url = f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
+    with kombu.Connection(url, connect_timeout=5) as connection:
+        connection.ensure_connection(max_retries=1)
     return url
 
 
@@ -188,9 +229,8 @@ class PrivateRedis:
 
 @pytest.fixture
 def private_broker(tmp_path: Path) -> Iterator[PrivateRedis]:
-    """A broker no other pytest session shares: the machine's Redis databases are per
-    xdist worker name, and two sessions on one machine (gw0 each) would share db 1 and
-    run each other's tasks."""
+    """A broker of the test's own, which it may stop and start (the machine's Redis is
+    shared with every other test run: never restarted)."""
     server = PrivateRedis(tmp_path).start()
     yield server
     server.stop()

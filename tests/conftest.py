@@ -26,7 +26,7 @@ from flows.models import Base
 PG_ADMIN_URL = os.environ.get("CLOSELOOP_TEST_POSTGRES_URL",
                               "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 START = datetime(2026, 3, 10, 9, 0, tzinfo=timezone.utc)
-pytest_plugins = ["tests.docusign_peer", "tests.celery_kit"]  # the loopback DocuSign, the Celery rigs
+pytest_plugins = ["tests.docusign_peer", "tests.celery_kit"]  # loopback DocuSign; Celery processes
 
 
 @pytest.fixture(scope="session")

@@ -4,8 +4,10 @@ a task that kills every worker it touches ends in the dead-letter queue."""
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 
+import pytest
 from sqlalchemy import func, select
 
 from closeloop.bootstrap import build
@@ -15,7 +17,7 @@ from flows.clock import SystemClock
 from flows.deals import Deal, Stage
 from flows.outbox import OutboxMessage, OutboxStatus
 from flows.steps import record_signature
-from tests.celery_kit import wait_until
+from tests.celery_kit import CeleryRig, amqp_url, wait_until
 from tests.factories import deal_at, seed
 
 
@@ -55,7 +57,18 @@ def test_kinds_go_to_the_queue_of_their_work():
     assert queue_for("something.new") == "default"
 
 
-def test_workers_deliver_every_message_once_through_the_queues(pg_settings, rig):
+@pytest.mark.parametrize("broker", ["redis", "rabbitmq"])
+def test_workers_deliver_every_message_once_through_the_queues(pg_settings, tmp_path, broker):
+    if broker == "rabbitmq":
+        pg_settings = pg_settings.model_copy(update={"broker_url": amqp_url()})
+    rig = CeleryRig(pg_settings, tmp_path)
+    try:
+        delivered_once(pg_settings, rig)
+    finally:
+        rig.stop()
+
+
+def delivered_once(pg_settings, rig) -> None:
     services = build(pg_settings, SystemClock())
     wake_dispatch_on_commit(services)
     rig.worker("control,slack,mail,billing,default", concurrency=2, name="main")
@@ -127,3 +140,29 @@ def test_a_poison_message_that_kills_every_worker_is_dead_lettered(pg_settings, 
         OutboxMessage.kind == "invoice.deliver")).one())
     assert row.attempts == 4 and "never finished" in row.last_error
     services.close()
+
+
+def test_the_beat_sends_the_ticks_and_the_workers_run_them(pg_settings, rig):
+    from flows.gap_digest import DIGEST_KIND, GapDigest
+    services = build(pg_settings, SystemClock())
+    rig.env.update({"CLOSELOOP_SCHEDULER_SECONDS": "1", "CLOSELOOP_DIGEST_TIME": "00:00"})
+    rig.worker("control,slack,default", concurrency=1)
+    rig.beat()
+    wait_until("the gap digest tick to queue today's digest", lambda: services.ledger.read(
+        lambda s: s.scalar(select(func.count()).select_from(GapDigest))) == 1, timeout=60)
+    time.sleep(3)  # more ticks come; the digest is queued once a day all the same
+    assert services.ledger.read(lambda s: s.scalar(select(func.count()).select_from(OutboxMessage).where(
+        OutboxMessage.kind == DIGEST_KIND))) == 1
+    assert rig.logs().count("closeloop.tick") >= 2
+    services.close()
+
+
+def test_a_second_beat_stands_by_until_the_first_is_gone(pg_settings, rig):
+    from tests.celery_kit import Process
+    first = rig.beat()
+    second = Process("beat2", ["beat"], rig.env, rig.folder / "beat2.log", "standing by")
+    rig.processes.append(second)
+    second.start()
+    assert "beat: Starting" not in second.log.read_text()
+    first.kill()
+    wait_until("the standby beat to take over", lambda: "beat: Starting" in second.log.read_text(), timeout=30)

@@ -150,3 +150,30 @@ def test_a_statement_runs_from_opening_to_closing_balance() -> None:
 def test_a_language_babel_does_not_know_renders_in_english() -> None:
     text, _, _ = text_of(render_quote(kit.quote("xx-unknown"), kit.COMPANY))
     assert "Quote" in text and TOTAL["en"] in text
+
+
+def test_a_documents_font_is_the_same_subset_as_from_the_font_file_read_afresh():
+    """The fonts are parsed once per process and each document subsets a copy
+    (layout.add_shared_font): after other documents used and subset it, the font
+    embedded is byte for byte what fpdf2 makes from the file."""
+    from datetime import datetime, timezone
+    from importlib import resources
+
+    from fpdf import FPDF
+
+    from adapters.pdf_render.layout import FONT, add_shared_font
+    render_invoice(kit.invoice("pl"), kit.COMPANY)
+    render_quote(kit.quote("he", lines=3), kit.COMPANY)
+
+    def page(add_font) -> bytes:
+        pdf = FPDF(unit="pt")
+        add_font(pdf)
+        pdf.set_creation_date(datetime(2026, 3, 3, tzinfo=timezone.utc))
+        pdf.add_page()
+        pdf.set_font(FONT, "B", 10)
+        pdf.cell(400, 12, "Zażółć gęślą jaźń · Łódź · Šiauliai · 1.234,50 € · INV-2026-000042")
+        return bytes(pdf.output())
+    with resources.as_file(resources.files("adapters.pdf_render").joinpath("fonts/DejaVuSans-Bold.ttf")) as path:
+        fresh = page(lambda pdf: pdf.add_font(FONT, "B", str(path)))
+    assert page(lambda pdf: add_shared_font(pdf, "B", "DejaVuSans-Bold.ttf")) == fresh
+    assert page(lambda pdf: add_shared_font(pdf, "B", "DejaVuSans-Bold.ttf")) == fresh

@@ -7,10 +7,12 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import func, select
+import pytest
+from sqlalchemy import func, select, text
 
 from flows.deals import EnvelopeStatus, Stage
 from flows.esign import DocuSignEnvelope
+from flows.inbox import InboundEvent
 from flows.steps import send_quote
 from flows.timeline import Event
 from tests.docusign_peer import KEYS, envelope_of, post
@@ -122,3 +124,23 @@ def test_an_unknown_envelope_is_acknowledged_and_ignored(esign, docusign, connec
     assert post(connect_url, body, [docusign.sign(body, KEYS[0])]) == 200
     esign.relay.drain()
     assert stage_of(esign.ledger, deal_id) is Stage.SENT
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # the writer's own connection is PostgreSQL's
+def test_a_lost_database_connection_does_not_lose_or_refuse_the_next_notice(esign, docusign, connect_url):
+    deal_id, envelope = _sent(esign)
+    sent_again = docusign.connect_body(envelope)
+    assert post(connect_url, sent_again, [docusign.sign(sent_again, KEYS[0])]) == 200  # the writer is connected
+    with esign.engine.connect() as connection:  # the server drops every other session, the writer's too
+        killed = connection.execute(text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                                         "WHERE datname = current_database() AND pid <> pg_backend_pid()")).scalar()
+    assert killed >= 1
+    docusign.set_status(envelope, "completed")
+    completed = docusign.connect_body(envelope)
+    assert post(connect_url, completed, [docusign.sign(completed, KEYS[1])]) == 200
+    assert post(connect_url, completed, [docusign.sign(completed, KEYS[1])]) == 200  # a re-delivery: stored once
+    stored = esign.ledger.read(lambda s: s.scalar(select(func.count()).select_from(InboundEvent).where(
+        InboundEvent.source == "docusign")))
+    assert stored == 2
+    esign.relay.drain()
+    assert stage_of(esign.ledger, deal_id) is Stage.BILLING_ACTIVE

@@ -290,7 +290,7 @@ def test_without_a_mailbox_the_watcher_has_nothing_to_do(monkeypatch, tmp_path):
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path}/c.db")
     monkeypatch.delenv("CLOSELOOP_MAILBOXES", raising=False)
     monkeypatch.delenv("IMAP_HOST", raising=False)
-    result = CliRunner().invoke(main, ["mail", "watch"])
+    result = CliRunner().invoke(main, ["mail", "watch", "--once"])  # without --once it idles until stopped
     assert result.exit_code == 0 and "nothing to watch" in result.output
 
 

@@ -5,11 +5,13 @@ is verified for real, accepted (the deal advances) or answered in the customer's
 with what to fix; a spoofed sender is never accepted."""
 from __future__ import annotations
 
+import io
 import re
 from email import message_from_bytes, policy
 from pathlib import Path
 
 import facturx
+import pdfplumber
 import pytest
 from sqlalchemy import select
 
@@ -24,6 +26,7 @@ from flows.mail import InboundMail, MailStatus, OutboundMail, OutboundStatus, qu
 from flows.mail_requests import queue_invoice_email
 from flows.outbox import OutboxMessage, OutboxStatus
 from flows.queries import timeline
+from flows.invoices import Invoice
 from flows.quotes import Quote
 from parsers.mail_token import reply_address
 from tests import documents_kit as kit
@@ -60,10 +63,11 @@ CONTEXTS = {  # the payloads the flows write (flows/collections.py, flows/mail_r
     "invoice": {"number": "INV-1", "customer": "Acme", "name": "Bob", "amount_minor": 123456, "currency": "EUR",
                 "due_on": "2026-04-09"},
     "check_in": {"customer": "Acme", "name": "Ada"},
+    "statement": {"customer": "Acme", "name": "Bob", "start": "2025-04-10", "end": "2026-04-09"},
     "signature_rejected": {"quote": "Q-1", "version": 2, "reasons": ["the total was changed"], "customer": "Acme"},
 }
-DATED = {"receipt", "payment_reminder", "payment_overdue", "quote_reminder", "invoice"}
-MONEY = DATED | {"payment_link"}
+DATED = {"receipt", "payment_reminder", "payment_overdue", "quote_reminder", "invoice", "statement"}
+MONEY = (DATED - {"statement"}) | {"payment_link"}
 
 
 def _normal(text: str) -> str:
@@ -172,6 +176,30 @@ def test_the_invoice_is_emailed_once_with_its_pdf_and_dunning_attaches_rendered_
 def _quote_of(services, deal_id):
     number = services.ledger.read(lambda s: s.scalar(select(Quote.number).where(Quote.deal_id == deal_id)))
     return number, quote_pdf(services.ledger, company_from(services.settings), number)
+
+
+def test_finance_asks_for_a_statement_and_the_billing_contact_gets_it_as_a_pdf_once(wired, smtp):
+    from flows.finance import send_statement
+    from flows.parties import Customer
+    ledger = wired.ledger
+    customer = seed(ledger)
+    deal_at(ledger, customer, Stage.INVOICED)
+    ledger.run(lambda tx: setattr(tx.session.get(Customer, customer), "language", "pl"))
+    assert "collect.statement" not in wired.unsent  # no longer written to the file sink
+    ledger.run(send_statement, customer, actor="U0FIN", request_key="click-1")
+    ledger.run(send_statement, customer, actor="U0FIN", request_key="click-1")  # a double click
+    for _ in range(3):
+        wired.relay.drain()
+    [mail] = [m for m in _parsed(smtp) if "Wyciąg" in m["Subject"]]
+    assert mail["To"] == "billing@acme.example"
+    assert mail["Subject"] == "Wyciąg z konta 11 marca 2025 – 10 marca 2026"  # twelve months to today (the clock)
+    [pdf] = list(mail.iter_attachments())
+    assert pdf.get_filename().startswith("statement-") and pdf.get_content().startswith(b"%PDF-")
+    text = "\n".join(page.extract_text() or "" for page in pdfplumber.open(io.BytesIO(pdf.get_content())).pages)
+    number = ledger.read(lambda s: s.scalar(select(Invoice.number)))
+    assert number in text, "the statement lists the customer's invoice"
+    assert sum("Wyciąg" in m["Subject"] for m in _parsed(smtp)) == 1
+    assert [r.status for r in _rows(wired, "collect.statement")] == [OutboxStatus.DONE]
 
 
 def test_a_signed_copy_by_email_is_verified_accepted_or_answered_in_the_thread(wired, smtp, imap):  # noqa: F811

@@ -8,6 +8,8 @@ from the right. Identifiers and amounts stay in cells of their own, so they come
 in one piece when read (see TESTING.md on reordering)."""
 from __future__ import annotations
 
+import copy
+import functools
 import io
 from dataclasses import dataclass, field
 from datetime import date
@@ -19,7 +21,9 @@ from babel import Locale as BabelLocale
 from babel.core import UnknownLocaleError
 from babel.dates import format_date
 from babel.numbers import format_currency, format_decimal, format_percent
+from fontTools import ttLib
 from fpdf import FPDF
+from fpdf.fonts import SubsetMap, TTFFont
 
 from adapters.pdf_render.company import Company
 from adapters.pdf_render.labels import RIGHT_TO_LEFT, label
@@ -66,6 +70,62 @@ class Locale:
         return plain(format_percent(Decimal(basis_points) / 10_000, "#,##0.##%", locale=self.language))
 
 
+@functools.cache
+def _parsed_font(style: str, filename: str) -> TTFFont:
+    """The font parsed once per process, every table decompiled: fontTools reads 6,000
+    glyphs' outlines, metrics and names in Python, about 0.1 s a font, twice a document."""
+    fonts = resources.files("adapters.pdf_render").joinpath("fonts")
+    with resources.as_file(fonts.joinpath(filename)) as path:
+        scratch = FPDF(unit="pt")
+        scratch.add_font(FONT, style, str(path))
+        font = scratch.fonts[f"{FONT.lower()}{style}"]
+        for tag in font.ttfont.keys():
+            font.ttfont[tag]
+        return font
+
+
+def add_shared_font(pdf: FPDF, style: str, filename: str) -> None:
+    """`pdf.add_font` from the parsed font: the metrics (read only) are shared, and what
+    one document changes is its own — the widths cache, the glyphs it used, and the
+    fontTools font that `output()` subsets in place (a copy of the parsed one)."""
+    parsed = _parsed_font(style, filename)
+    font = TTFFont.__new__(TTFFont)
+    for name in TTFFont.__slots__:
+        if hasattr(parsed, name):
+            setattr(font, name, getattr(parsed, name))
+    font.i = len(pdf.fonts) + 1
+    font.cw = copy.copy(parsed.cw)  # a defaultdict: reading an unknown character adds it
+    font.glyph_ids = dict(parsed.glyph_ids)
+    font.missing_glyphs, font.biggest_size_pt, font._hbfont = [], 0, None
+    font.ttfont = subsettable_copy(parsed.ttfont)
+    font.subset = SubsetMap(font)
+    pdf.fonts[font.fontkey] = font
+
+
+def subsettable_copy(parsed: ttLib.TTFont) -> ttLib.TTFont:
+    """A copy the fontTools subsetter may cut down in place, leaving `parsed` whole: it
+    replaces the tables' glyph lists and maps (glyf, hmtx, post, cmap, loca, kern), it
+    does not edit the glyphs it keeps. Copying those containers takes about 3 ms where
+    parsing the file again takes 0.1 s; the subset comes out byte for byte the same
+    (tests/test_documents_render.py compares it with a font read afresh)."""
+    font = copy.copy(parsed)
+    font.tables = {}
+    for tag, table in parsed.tables.items():
+        font.tables[tag] = twin = copy.copy(table)
+        for name, value in vars(table).items():
+            if isinstance(value, (dict, list)):
+                setattr(twin, name, copy.copy(value))
+    if hasattr(parsed, "glyphOrder"):
+        font.glyphOrder = list(parsed.glyphOrder)
+    cmap = font.tables.get("cmap")
+    if cmap is not None:
+        cmap.tables = [copy.copy(sub) for sub in cmap.tables]
+        for sub in cmap.tables:
+            if isinstance(getattr(sub, "cmap", None), dict):
+                sub.cmap = dict(sub.cmap)
+    return font
+
+
 def plain(text: str) -> str:
     """Without bidi control marks: the layout and the bidi algorithm place the text, and
     the marks have no glyph in the font."""
@@ -95,11 +155,8 @@ class DocumentPdf(FPDF):
     def __init__(self, locale: Locale, company: Company) -> None:
         super().__init__(orientation="P", unit="pt", format="A4")
         self.loc, self.company = locale, company
-        fonts = resources.files("adapters.pdf_render").joinpath("fonts")
-        with resources.as_file(fonts.joinpath("DejaVuSans.ttf")) as regular, \
-                resources.as_file(fonts.joinpath("DejaVuSans-Bold.ttf")) as bold:
-            self.add_font(FONT, "", str(regular))
-            self.add_font(FONT, "B", str(bold))
+        add_shared_font(self, "", "DejaVuSans.ttf")
+        add_shared_font(self, "B", "DejaVuSans-Bold.ttf")
         if locale.rtl:  # HarfBuzz shaping for scripts that need it; Latin pages stay lean and fast to read
             self.set_text_shaping(True)
         self.set_auto_page_break(False)

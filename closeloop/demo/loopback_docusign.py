@@ -188,6 +188,8 @@ class LoopbackDocuSign:
         # for `hang_seconds`: the caller's timeout must fire).
         self.create_faults: list[str] = []
         self.hang_seconds = 60.0
+        # Answers for the next status polls instead of the envelopes: (status, Retry-After or None).
+        self.busy_polls: list[tuple[int, str | None]] = []
         self.fill_tabs = True
         self.lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -416,10 +418,12 @@ def _handler(docusign: LoopbackDocuSign) -> type[BaseHTTPRequestHandler]:
         def _body(self) -> bytes:
             return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
-        def _send(self, status: int, data: Any) -> None:
+        def _send(self, status: int, data: Any, headers: dict[str, str] | None = None) -> None:
             raw = data if isinstance(data, bytes) else json.dumps(data).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/pdf" if isinstance(data, bytes) else "application/json")
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             self.send_header("Content-Length", str(len(raw)))
             self.end_headers()
             self.wfile.write(raw)
@@ -470,6 +474,12 @@ def _handler(docusign: LoopbackDocuSign) -> type[BaseHTTPRequestHandler]:
                     return None
                 return self._send(status, answer)
             if method == "GET" and not parts:
+                busy = docusign.busy_polls.pop(0) if docusign.busy_polls else None
+                if busy is not None:
+                    status, retry_after = busy
+                    return self._send(status, {"errorCode": "HOURLY_APIINVOCATION_LIMIT_EXCEEDED" if status == 429
+                                               else "SERVICE_UNAVAILABLE", "message": "try again later"},
+                                      {"Retry-After": retry_after} if retry_after is not None else None)
                 return self._send(*docusign.status_changes(query))
             if method == "PUT" and len(parts) == 1:
                 return self._send(*docusign.update(parts[0], query, body))
