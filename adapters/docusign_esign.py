@@ -74,6 +74,7 @@ class DocuSignConfig:
     reminder_frequency_days: int = 2
     expire_after_days: int = 30
     expire_warn_days: int = 3
+    timeout_seconds: float = 30.0  # per request: a DocuSign that stops answering must not hold a worker
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,21 @@ class EnvelopeRequest:
     pdf: bytes
 
 
+class _TimedRest(RESTClientObject):  # type: ignore[misc]
+    """The SDK's REST client with a timeout on every request: the SDK's own default is
+    none, so a DocuSign that accepts the connection and never answers would hold the
+    worker until Celery's hard time limit."""
+
+    def __init__(self, configuration: Any, seconds: float) -> None:
+        super().__init__(configuration=configuration)
+        self.seconds = seconds
+
+    def request(self, *args: Any, _request_timeout: Any = None, **kwargs: Any) -> Any:
+        # a (connect, read) pair: the SDK ignores a float given alone
+        timeout = _request_timeout or (self.seconds, self.seconds)
+        return super().request(*args, _request_timeout=timeout, **kwargs)
+
+
 class DocuSign:
     def __init__(self, config: DocuSignConfig, clock: Callable[[], float] = time.time) -> None:
         self.config = config
@@ -109,10 +125,10 @@ class DocuSign:
 
     def _api_client(self, host: str | None = None) -> ds.ApiClient:
         client = ds.ApiClient(host=host, oauth_host_name=self.config.oauth_host)
+        configuration = ds.Configuration()
         if self.config.ca_cert is not None:  # the SDK reads its CA bundle from a Configuration at init
-            configuration = ds.Configuration()
             configuration.ssl_ca_cert = str(self.config.ca_cert)
-            client.rest_client = RESTClientObject(configuration=configuration)
+        client.rest_client = _TimedRest(configuration, self.config.timeout_seconds)
         # urllib3's default retries sleep in this thread for as long as a 429/503's
         # Retry-After says (the relay's or the reconciler's thread, for minutes): the
         # relay and the reconciler wait instead, without holding a thread.
@@ -256,7 +272,8 @@ def config_from_settings(settings: Any) -> DocuSignConfig:
         account_id=settings.docusign_account_id, base_path=settings.docusign_base_path,
         ca_cert=settings.docusign_ca_cert, reminder_delay_days=settings.docusign_reminder_delay_days,
         reminder_frequency_days=settings.docusign_reminder_frequency_days,
-        expire_after_days=settings.docusign_expire_after_days, expire_warn_days=settings.docusign_expire_warn_days)
+        expire_after_days=settings.docusign_expire_after_days, expire_warn_days=settings.docusign_expire_warn_days,
+        timeout_seconds=settings.docusign_timeout_seconds)
 
 
 def _custom_value(envelope: Any) -> str | None:

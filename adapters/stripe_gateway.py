@@ -92,6 +92,11 @@ class StripeGateway:
             return ChargeResult(Outcome.UNKNOWN, message=f"{type(error).__name__}: {error}")
         except stripe.RateLimitError as error:
             raise RetryAfter(5, f"Stripe rate limit: {error}") from None
+        except stripe.IdempotencyError as error:
+            # Our key for this operation was first used with other parameters: a bug of ours,
+            # which the same key can never get past, so no retry (and no second key either).
+            raise PermanentFailure(f"Stripe refused operation {request.operation_id}: its key was used with "
+                                   f"other parameters: {error}") from None
         except (stripe.AuthenticationError, stripe.PermissionError, stripe.InvalidRequestError) as error:
             raise PermanentFailure(f"Stripe refused the request: {error}") from None
         return _intent_result(intent)

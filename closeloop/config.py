@@ -137,6 +137,8 @@ class Settings(BaseSettings):
     docusign_reminder_frequency_days: int = Field(2, alias="DOCUSIGN_REMINDER_FREQUENCY_DAYS", ge=0, le=999)
     docusign_expire_after_days: int = Field(30, alias="DOCUSIGN_EXPIRE_AFTER_DAYS", ge=1, le=999)
     docusign_expire_warn_days: int = Field(3, alias="DOCUSIGN_EXPIRE_WARN_DAYS", ge=0, le=999)
+    docusign_timeout_seconds: float = Field(30.0, alias="DOCUSIGN_TIMEOUT_SECONDS", gt=0, le=600,
+                                            description="connect and read timeout of each DocuSign request")
     esign_reconcile_minutes: int = Field(30, alias="CLOSELOOP_ESIGN_RECONCILE_MINUTES", ge=1,
                                          description="poll envelopes still open after this long")
     esign_reconcile_tick_seconds: float = Field(300, alias="CLOSELOOP_ESIGN_RECONCILE_TICK_SECONDS", gt=0,

@@ -19,7 +19,7 @@ from typing import Any
 from celery.signals import worker_process_init
 
 from closeloop.bootstrap import Services, build
-from closeloop.celery_app import app, configure, queue_for
+from closeloop.celery_app import app, make_app, queue_for
 from closeloop.config import load_settings
 from closeloop.logs import deal_context
 from closeloop.schedule import run_tick
@@ -94,13 +94,15 @@ def dispatch_stream(current: Services, stream: str) -> int:
 
 def wake_dispatch_on_commit(current: Services) -> None:
     """In processes that are not workers (web, bot, mail watcher): a commit that wrote
-    to the outbox asks for a dispatch at once instead of waiting for the beat."""
-    configure(app, current.settings)
+    to the outbox asks for a dispatch at once instead of waiting for the beat. An app of
+    its own for these settings: the module's app keeps the producer pool of the broker it
+    first published to, so configuring it again later would go on sending there."""
+    sender = make_app(current.settings)
 
     def wake(tx: Any) -> None:
         if tx.outbox_written:
             try:
-                dispatch.apply_async(queue="control", retry=False)
+                sender.send_task("closeloop.dispatch", queue="control", retry=False)
             except Exception:  # noqa: BLE001 — the broker is away: the beat's dispatch will find it
                 log.warning("could not ask for a dispatch; the next beat will", exc_info=True)
     current.ledger.after_commit.append(wake)

@@ -184,3 +184,58 @@ def rig(pg_settings: Settings, tmp_path: Path) -> Iterator[CeleryRig]:
     made = CeleryRig(pg_settings, tmp_path)
     yield made
     made.stop()
+
+
+class PrivateRedis:
+    """A redis-server of the test's own on a free loopback port, keeping nothing on disk:
+    stopping it loses every queued task, as a broker restart does. Never the machine's
+    shared Redis on 6379, which other tests use."""
+
+    def __init__(self, folder: Path) -> None:
+        from closeloop.demo.loopback_slack import free_port
+        self.folder, self.port = folder, free_port()
+        self.popen: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> PrivateRedis:
+        import redis
+        self.popen = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.folder)], stdout=(self.folder / "redis.log").open("ab"), stderr=subprocess.STDOUT)
+        client = redis.Redis(port=self.port, socket_timeout=1)
+        wait_until("the private redis-server", lambda: self._pings(client), timeout=20)
+        return self
+
+    def stop(self) -> None:
+        """SIGKILL: nothing saved, every queued and unacknowledged task gone."""
+        if self.popen and self.popen.poll() is None:
+            self.popen.kill()
+            self.popen.wait(10)
+
+    def client(self) -> Any:
+        import redis
+        return redis.Redis(port=self.port, socket_timeout=5)
+
+    @staticmethod
+    def _pings(client: Any) -> bool:
+        try:
+            return bool(client.ping())
+        except Exception:  # noqa: BLE001 — not up yet
+            return False
+
+
+@pytest.fixture
+def private_broker(tmp_path: Path) -> Iterator[PrivateRedis]:
+    """A broker of the test's own, which it may stop and start (the machine's Redis is
+    shared with every other test run: never restarted)."""
+    server = PrivateRedis(tmp_path).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def private_settings(pg_settings: Settings, private_broker: PrivateRedis) -> Settings:
+    return pg_settings.model_copy(update={"broker_url": private_broker.url})

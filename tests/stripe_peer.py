@@ -80,6 +80,7 @@ class StripeProxy:
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream
         self.replayed: dict[str, tuple[int, bytes]] = {}
+        self.bodies: dict[str, bytes] = {}  # the parameters each key was first used with
         self.sessions: dict[str, dict[str, Any]] = {}
         self.requests: list[tuple[str, str]] = []
         self.drops = 0
@@ -130,12 +131,18 @@ class StripeProxy:
         key = request.headers.get("Idempotency-Key") if method == "POST" else None
         with self.lock:
             if key and key in self.replayed:
+                if self.bodies.get(key, body) != body:  # Stripe compares the parameters of a reused key
+                    self._reply(request, 400, json.dumps({"error": {
+                        "type": "idempotency_error", "message": "Keys for idempotent requests can only be used "
+                        f"with the same parameters they were first used with. Try using a key other than '{key}' "
+                        "if you meant to execute a different request."}}).encode())
+                    return
                 status, data = self.replayed[key]
                 self._reply(request, status, data, replay=True)
                 return
             status, data = self._forward(method, parsed, body, request.headers.get("Authorization", ""))
             if key:
-                self.replayed[key] = (status, data)
+                self.replayed[key], self.bodies[key] = (status, data), body
             if method == "POST" and parsed.path == "/v1/payment_intents" and self.drops > 0:
                 self.drops -= 1
                 request.close_connection = True

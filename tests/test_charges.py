@@ -282,3 +282,23 @@ def test_a_redelivered_charge_looks_up_before_asking_again(shop, stripe_proxy):
     [charge] = _rows(ledger, Charge)
     assert charge.status is ChargeStatus.SUCCEEDED
     assert len(_intents(stripe_proxy, _rows(ledger, GatewayAccount)[0].customer_ref)) == 1
+
+
+def test_a_key_reused_with_another_amount_is_refused_charges_nothing_more_and_is_not_retried(shop, stripe_proxy):
+    """RELIABILITY 5: a provider-style 400 (idempotency_error) raises in our client, the
+    delivery is dead-lettered at once instead of retried, and Stripe holds one charge."""
+    from dataclasses import replace
+
+    from flows.charges import charge_request
+    from flows.outbox import PermanentFailure
+    ledger = shop.ledger
+    _billed(shop, stripe_proxy)
+    money_tick(shop.money)
+    [charge] = _rows(ledger, Charge)
+    request, _ = ledger.run(charge_request, charge.id)
+    shop.money.gateway.charge(request)
+    with pytest.raises(PermanentFailure, match="used with other parameters"):
+        shop.money.gateway.charge(replace(request, amount=request.amount + 100))  # the bug: same key, new amount
+    account = _rows(ledger, GatewayAccount)[0]
+    assert len(_intents(stripe_proxy, account.customer_ref)) == 1
+    assert stripe_proxy.requests.count(("POST", "/v1/payment_intents")) == 2  # asked twice, charged once

@@ -26,6 +26,7 @@ import socket
 import ssl
 import tempfile
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -182,6 +183,11 @@ class LoopbackDocuSign:
         self.requests: list[tuple[str, str]] = []
         self.invalid: list[tuple[str, list[str]]] = []
         self.drop_after_create = 0
+        # Scripted faults for the next envelope creates, in order: "503" (refused, nothing
+        # created), "500-after-create" (created, then a 500), "hang" (created, then no answer
+        # for `hang_seconds`: the caller's timeout must fire).
+        self.create_faults: list[str] = []
+        self.hang_seconds = 60.0
         # Answers for the next status polls instead of the envelopes: (status, Retry-After or None).
         self.busy_polls: list[tuple[int, str | None]] = []
         self.fill_tabs = True
@@ -450,7 +456,17 @@ def _handler(docusign: LoopbackDocuSign) -> type[BaseHTTPRequestHandler]:
                 return self._send(400, {"errorCode": "INVALID_REQUEST_BODY", "message": "not JSON"})
             parts = [p for p in url.path[len(prefix):].split("/") if p]
             if method == "POST" and not parts:
+                with docusign.lock:
+                    fault = docusign.create_faults.pop(0) if docusign.create_faults else None
+                if fault == "503":
+                    return self._send(503, {"errorCode": "SERVICE_UNAVAILABLE", "message": "try again later"})
                 status, answer = docusign.create(body)
+                if fault == "500-after-create":
+                    return self._send(500, {"errorCode": "UNSPECIFIED_ERROR", "message": "internal error"})
+                if fault == "hang":
+                    time.sleep(docusign.hang_seconds)
+                    self.close_connection = True
+                    return None
                 if status == 201 and docusign.drop_after_create > 0:
                     docusign.drop_after_create -= 1
                     self.close_connection = True
