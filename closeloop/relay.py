@@ -12,7 +12,8 @@ import random
 import socket
 import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -103,7 +104,8 @@ class Relay:
             return
         crashpoint("deliver.before", delivery)
         try:
-            route.handler(delivery)
+            with self._lease_kept(delivery, owner):
+                route.handler(delivery)
         except PermanentFailure as error:
             self._settle(delivery, owner, f"permanent failure: {error}", retry_in=None)
         except RetryAfter as error:  # the service said when: wait exactly that, never less
@@ -119,6 +121,30 @@ class Relay:
             if not self.ledger.run(lambda tx: outbox.complete(tx.session, delivery, owner, tx.now)):
                 log.warning("relay: lease on message %s was lost before completion; it will be delivered "
                             "again and de-duplicated by its key %s", delivery.id, delivery.idempotency_key)
+
+    @contextmanager
+    def _lease_kept(self, delivery: Delivery, owner: str) -> Iterator[None]:
+        """Renew the lease every third of its length while the handler runs, so a slow
+        delivery (a PDF render, a service taking its time) is not handed to a second
+        relay meanwhile. A relay that dies stops renewing, and the lease runs out."""
+        done = threading.Event()
+        every = max(0.05, self.lease_for.total_seconds() / 3)
+
+        def keep() -> None:
+            while not done.wait(every):
+                try:
+                    if not self.ledger.run(lambda tx: outbox.renew(tx.session, delivery.id, owner, tx.now,
+                                                                   self.lease_for)):
+                        return
+                except Exception:  # noqa: BLE001 — the database is away: the next turn tries again
+                    log.warning("relay: could not renew the lease on message %s", delivery.id, exc_info=True)
+        keeper = threading.Thread(target=keep, name=f"lease-{delivery.id}", daemon=True)
+        keeper.start()
+        try:
+            yield
+        finally:
+            done.set()
+            keeper.join(timeout=every + 5)
 
     def _settle(self, delivery: Delivery, owner: str, error: str, *, retry_in: timedelta | None) -> None:
         status = self.ledger.run(

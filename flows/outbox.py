@@ -209,3 +209,13 @@ def claim(session: Session, message_id: int, owner: str, now: datetime, lease_fo
     row.attempts += 1
     row.leased_until = now + lease_for
     return Delivery(row.id, row.kind, dict(row.payload), row.idempotency_key, row.attempts, row.deal_id, row.stream)
+
+
+def renew(session: Session, message_id: int, owner: str, now: datetime, lease_for: timedelta) -> bool:
+    """Extend a lease still held while its delivery runs long; False when it was lost."""
+    result = session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message_id, OutboxMessage.lease_owner == owner,
+               OutboxMessage.status == OutboxStatus.LEASED)
+        .values(leased_until=now + lease_for))
+    return result.rowcount == 1  # type: ignore[attr-defined]

@@ -213,3 +213,21 @@ def test_two_relays_draining_together_never_deliver_one_message_twice(services, 
         by_stream[stream_of[key]].append(message_id)
     assert all(ids == sorted(ids) for ids in by_stream.values())
     assert set(_statuses(services.ledger)) == {OutboxStatus.DONE}
+
+
+def test_a_delivery_that_outlasts_its_lease_keeps_it_and_is_not_handed_to_another_relay(services, make_services,
+                                                                                        clock):
+    _enqueue(services.ledger, [("deal:1", "slow-effect")])
+    other = Relay(make_services().ledger, {"test.effect": Route(Recorder())}, owner="other")
+    taken_by_other: list[int] = []
+
+    def slow(delivery):
+        clock.advance(timedelta(seconds=3))  # three times the lease has gone by...
+        time.sleep(0.8)                      # ...while the relay renewed it every third of a second
+        taken_by_other.append(other.drain_once())
+
+    relay = Relay(services.ledger, {"test.effect": Route(slow)}, lease_for=timedelta(seconds=1), owner="slow")
+    assert relay.drain() == 1
+    assert taken_by_other == [0], "another relay took over a lease that was still being renewed"
+    message = _message(services.ledger, "slow-effect")
+    assert (message.status, message.attempts) == (OutboxStatus.DONE, 1)
