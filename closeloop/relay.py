@@ -11,14 +11,16 @@ import os
 import random
 import socket
 import threading
+import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from flows import outbox
 from flows.ledger import Ledger, Tx
-from adapters.crashpoints import crashpoint
+from adapters.crashpoints import crashpoint, delivering
 from closeloop.logs import deal_context
 from flows.outbox import Delivery, PermanentFailure, RetryAfter, RetryPolicy
 
@@ -35,9 +37,11 @@ class Route:
 
 class Relay:
     def __init__(self, ledger: Ledger, routes: Mapping[str, Route], *, lease_for: timedelta = timedelta(minutes=2),
-                 batch: int = 10, owner: str | None = None, rng: random.Random | None = None) -> None:
+                 batch: int = 10, owner: str | None = None, rng: random.Random | None = None,
+                 max_hold: timedelta | None = None) -> None:
         self.ledger, self.routes = ledger, routes
         self.lease_for, self.batch = lease_for, batch
+        self.max_hold = max_hold or lease_for * 10
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.rng = rng or random.Random()
         self._wake = threading.Event()
@@ -89,7 +93,8 @@ class Relay:
         return delivery
 
     def _deliver(self, delivery: Delivery, owner: str | None = None) -> None:
-        with deal_context(deal=delivery.deal_id, kind=delivery.kind, message=delivery.id, attempt=delivery.attempt):
+        with deal_context(deal=delivery.deal_id, kind=delivery.kind, message=delivery.id, attempt=delivery.attempt), \
+                delivering(delivery):  # the adapters' crash points name this message
             self._deliver_as(delivery, owner or self.owner)
 
     def _deliver_as(self, delivery: Delivery, owner: str) -> None:
@@ -103,7 +108,8 @@ class Relay:
             return
         crashpoint("deliver.before", delivery)
         try:
-            route.handler(delivery)
+            with self._keeping_lease(delivery, owner):
+                route.handler(delivery)
         except PermanentFailure as error:
             self._settle(delivery, owner, f"permanent failure: {error}", retry_in=None)
         except RetryAfter as error:  # the service said when: wait exactly that, never less
@@ -119,6 +125,34 @@ class Relay:
             if not self.ledger.run(lambda tx: outbox.complete(tx.session, delivery, owner, tx.now)):
                 log.warning("relay: lease on message %s was lost before completion; it will be delivered "
                             "again and de-duplicated by its key %s", delivery.id, delivery.idempotency_key)
+
+    @contextmanager
+    def _keeping_lease(self, delivery: Delivery, owner: str) -> Iterator[None]:
+        """Renew the lease every third of its length while the handler runs. A delivery
+        slower than the lease (a slow SMTP server, a big PDF) would otherwise be handed out
+        again and run twice at once — the same email sent twice. A process that dies stops
+        renewing, so its message is handed out again one lease later; a handler that hangs
+        keeps it for at most `max_hold` (and a Celery task for its hard time limit)."""
+        done = threading.Event()
+        deadline = time.monotonic() + self.max_hold.total_seconds()
+
+        def renew() -> None:
+            every = max(0.05, self.lease_for.total_seconds() / 3)
+            while not done.wait(every) and time.monotonic() < deadline:
+                try:
+                    if not self.ledger.run(lambda tx: outbox.renew(tx.session, delivery.id, owner, tx.now,
+                                                                   self.lease_for)):
+                        return  # no longer ours: nothing to keep
+                except Exception:  # noqa: BLE001 — the database blinked: try at the next turn
+                    log.warning("relay: could not renew the lease on message %s", delivery.id, exc_info=True)
+
+        keeper = threading.Thread(target=renew, name=f"lease-{delivery.id}", daemon=True)
+        keeper.start()
+        try:
+            yield
+        finally:
+            done.set()
+            keeper.join()
 
     def _settle(self, delivery: Delivery, owner: str, error: str, *, retry_in: timedelta | None) -> None:
         status = self.ledger.run(

@@ -122,6 +122,18 @@ def complete(session: Session, delivery: Delivery, owner: str, now: datetime) ->
     return result.rowcount == 1  # type: ignore[attr-defined]
 
 
+def renew(session: Session, message_id: int, owner: str, now: datetime, lease_for: timedelta) -> bool:
+    """Extend a lease still held by `owner` (a delivery still running). False when it is
+    no longer ours."""
+    result = session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message_id, OutboxMessage.lease_owner == owner,
+               OutboxMessage.status == OutboxStatus.LEASED)
+        .values(leased_until=now + lease_for)
+    )
+    return result.rowcount == 1  # type: ignore[attr-defined]
+
+
 def fail(session: Session, delivery: Delivery, owner: str, now: datetime, error: str,
          retry_in: timedelta | None) -> OutboxStatus | None:
     """Schedule a retry after `retry_in`, or dead-letter the message when None."""

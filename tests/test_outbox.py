@@ -81,6 +81,27 @@ def test_a_relay_that_dies_holding_a_lease_is_taken_over_and_the_effect_happens_
     assert late is False  # the dead relay's late word changes nothing
 
 
+def test_a_delivery_slower_than_its_lease_keeps_it_and_is_not_handed_out_twice(services, make_services, clock):
+    """Found by the crash-point sweep: an invoice email that took longer than the lease to
+    render and send was leased again meanwhile and sent twice at once. The relay renews
+    the lease while its handler runs; a relay that dies stops renewing (test above)."""
+    _enqueue(services.ledger, [("deal:1", "slow-1")])
+    other = Relay(make_services().ledger, {"test.effect": Route(Recorder())}, owner="other")
+    seen_by_other = []
+
+    def slow(delivery):
+        clock.advance(timedelta(seconds=30))  # the delivery outlasts its 1 s lease many times over
+        time.sleep(1.0)                       # long enough for the lease to be renewed at the new time
+        seen_by_other.append(other.drain_once())
+
+    relay = Relay(services.ledger, {"test.effect": Route(slow)}, lease_for=timedelta(seconds=1), owner="slow")
+    assert relay.drain() == 1
+    assert seen_by_other == [0], "the message was handed out again while it was being delivered"
+    assert other.routes["test.effect"].handler.calls == []
+    row = _message(services.ledger, "slow-1")
+    assert row.status is OutboxStatus.DONE and row.attempts == 1
+
+
 def test_a_rolled_back_transaction_publishes_nothing(services):
     def step_that_fails(tx):
         tx.enqueue("test.effect", {"invoice": 1}, key="email:invoice:1", deal_id=None)
