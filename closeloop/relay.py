@@ -38,10 +38,12 @@ class Route:
 class Relay:
     def __init__(self, ledger: Ledger, routes: Mapping[str, Route], *, lease_for: timedelta = timedelta(minutes=2),
                  batch: int = 10, owner: str | None = None, rng: random.Random | None = None,
-                 max_hold: timedelta | None = None) -> None:
+                 max_hold: timedelta | None = None, handed_for: timedelta | None = None) -> None:
         self.ledger, self.routes = ledger, routes
         self.lease_for, self.batch = lease_for, batch
         self.max_hold = max_hold or lease_for * 10
+        # A handed-out message waits in a task queue before its task claims it; see hand_out.
+        self.handed_for = handed_for or lease_for * 10
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.rng = rng or random.Random()
         self._wake = threading.Event()
@@ -81,8 +83,15 @@ class Relay:
 
     def hand_out(self, limit: int, *, stream: str | None = None,
                  in_flight: int | None = None) -> list[tuple[int, str, str]]:
-        """Lease due messages to tasks yet to be sent, one owner each (the Celery relay)."""
-        return self.ledger.run(lambda tx: outbox.hand_out(tx.session, tx.now, self.lease_for, limit,
+        """Lease due messages to tasks yet to be sent, one owner each (the Celery relay).
+
+        The lease runs `handed_for`, not `lease_for`, until the task claims it: a task may
+        wait in its queue behind others longer than a delivery's lease (found by the
+        crash-point sweep: with 5 s leases and a hundred deals, queued tasks found their
+        messages handed out again, the new tasks queued behind them expired in turn, and
+        the workers spent minutes on tasks with nothing to do). A task lost with the broker
+        leaves its message to the next dispatch after `handed_for`."""
+        return self.ledger.run(lambda tx: outbox.hand_out(tx.session, tx.now, self.handed_for, limit,
                                                           stream=stream, in_flight=in_flight))
 
     def deliver_handed(self, message_id: int, owner: str) -> Delivery | None:

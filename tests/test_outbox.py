@@ -102,6 +102,30 @@ def test_a_delivery_slower_than_its_lease_keeps_it_and_is_not_handed_out_twice(s
     assert row.status is OutboxStatus.DONE and row.attempts == 1
 
 
+def test_a_handed_out_message_waits_for_its_queued_task_longer_than_a_lease(services, clock):
+    """Found by the crash-point sweep: a task queued behind others past the lease found its
+    message handed out again, and so did the task sent for it next (a queue of stale tasks)."""
+    _enqueue(services.ledger, [("deal:1", "queued-1")])
+    relay = Relay(services.ledger, {"test.effect": Route(Recorder())}, lease_for=timedelta(seconds=5))
+    [(message_id, _, owner)] = relay.hand_out(10)
+    clock.advance(timedelta(seconds=30))  # the task still waits in its queue
+    assert relay.hand_out(10) == []
+    assert relay.deliver_handed(message_id, owner) is not None
+    assert _message(services.ledger, "queued-1").status is OutboxStatus.DONE
+
+
+def test_a_handed_out_message_whose_task_was_lost_is_handed_out_again(services, clock):
+    _enqueue(services.ledger, [("deal:1", "lost-1")])
+    relay = Relay(services.ledger, {"test.effect": Route(Recorder())}, lease_for=timedelta(seconds=5),
+                  handed_for=timedelta(seconds=60))
+    [(message_id, _, lost)] = relay.hand_out(10)
+    clock.advance(timedelta(seconds=61))  # the broker lost the task
+    [(again, _, owner)] = relay.hand_out(10)
+    assert again == message_id and owner != lost
+    assert relay.deliver_handed(message_id, lost) is None  # the lost task, if it ever comes back
+    assert relay.deliver_handed(message_id, owner) is not None
+
+
 def test_a_rolled_back_transaction_publishes_nothing(services):
     def step_that_fails(tx):
         tx.enqueue("test.effect", {"invoice": 1}, key="email:invoice:1", deal_id=None)
