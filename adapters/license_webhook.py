@@ -18,6 +18,7 @@ import json
 import urllib.error
 import urllib.request
 
+from adapters.crashpoints import crashpoint
 from flows.clock import Clock
 from flows.errors import LedgerError
 from flows.ledger import Ledger
@@ -66,6 +67,7 @@ class LicenseWebhook:
             if 400 <= error.code < 500 and error.code != 408:
                 raise PermanentFailure(detail) from None
             raise ConnectionError(detail) from None  # 5xx, 408: the relay retries with backoff
+        crashpoint("webhook.answered")  # provisioned, not yet recorded: the retry carries the same Idempotency-Key
 
 
 def _seconds(value: str | None) -> float:

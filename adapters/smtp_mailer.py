@@ -35,6 +35,7 @@ from typing import Any
 
 from jinja2 import TemplateError
 
+from adapters.crashpoints import crashpoint
 from adapters.mail_render import render
 from flows.ledger import Ledger
 from flows.mail import OutboundMail, OutboundStatus, mark_failed, mark_sent, screen_recipients
@@ -111,6 +112,11 @@ class SmtpMailer:
         except (OSError, smtplib.SMTPException) as error:  # refused connection, timeout, dropped line
             self._count_failure(relay)
             raise TransientSmtpError(f"{relay.name}: {type(error).__name__}: {error}") from None
+        # The server has the message and we have not written that down: a crash here sends
+        # it again on the redelivery, with the same Message-ID. SMTP has no idempotency key,
+        # so that one duplicate can only be de-duplicated by Message-ID (the customer's
+        # client and most receiving servers do); the window is the commit of mark_sent.
+        crashpoint("smtp.accepted")
         self._count_success(relay)
         if refused:  # accepted for some recipients only: never reported as a success
             self.ledger.run(mark_failed, message_id, error=f"{relay.name} refused {len(refused)} of "

@@ -11,6 +11,7 @@ from typing import Any
 
 import stripe
 
+from adapters.crashpoints import crashpoint
 from flows.errors import InvalidInput
 from flows.gateway import (ChargeRequest, ChargeResult, Checkout, CheckoutRequest, CheckoutState, GatewayCustomer,
                            Outcome, PaymentMethodOnFile)
@@ -99,6 +100,7 @@ class StripeGateway:
                                    f"other parameters: {error}") from None
         except (stripe.AuthenticationError, stripe.PermissionError, stripe.InvalidRequestError) as error:
             raise PermanentFailure(f"Stripe refused the request: {error}") from None
+        crashpoint("gateway.answered")  # charged, not yet recorded: the redelivery looks it up first
         return _intent_result(intent)
 
     def lookup(self, request: ChargeRequest) -> ChargeResult:

@@ -11,6 +11,7 @@ import os
 import random
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -19,7 +20,7 @@ from datetime import timedelta
 
 from flows import outbox
 from flows.ledger import Ledger, Tx
-from adapters.crashpoints import crashpoint
+from adapters.crashpoints import crashpoint, delivering
 from closeloop.logs import deal_context
 from flows.outbox import Delivery, PermanentFailure, RetryAfter, RetryPolicy
 
@@ -36,9 +37,13 @@ class Route:
 
 class Relay:
     def __init__(self, ledger: Ledger, routes: Mapping[str, Route], *, lease_for: timedelta = timedelta(minutes=2),
-                 batch: int = 10, owner: str | None = None, rng: random.Random | None = None) -> None:
+                 batch: int = 10, owner: str | None = None, rng: random.Random | None = None,
+                 max_hold: timedelta | None = None, handed_for: timedelta | None = None) -> None:
         self.ledger, self.routes = ledger, routes
         self.lease_for, self.batch = lease_for, batch
+        self.max_hold = max_hold or lease_for * 10
+        # A handed-out message waits in a task queue before its task claims it; see hand_out.
+        self.handed_for = handed_for or lease_for * 10
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.rng = rng or random.Random()
         self._wake = threading.Event()
@@ -78,8 +83,15 @@ class Relay:
 
     def hand_out(self, limit: int, *, stream: str | None = None,
                  in_flight: int | None = None) -> list[tuple[int, str, str]]:
-        """Lease due messages to tasks yet to be sent, one owner each (the Celery relay)."""
-        return self.ledger.run(lambda tx: outbox.hand_out(tx.session, tx.now, self.lease_for, limit,
+        """Lease due messages to tasks yet to be sent, one owner each (the Celery relay).
+
+        The lease runs `handed_for`, not `lease_for`, until the task claims it: a task may
+        wait in its queue behind others longer than a delivery's lease (found by the
+        crash-point sweep: with 5 s leases and a hundred deals, queued tasks found their
+        messages handed out again, the new tasks queued behind them expired in turn, and
+        the workers spent minutes on tasks with nothing to do). A task lost with the broker
+        leaves its message to the next dispatch after `handed_for`."""
+        return self.ledger.run(lambda tx: outbox.hand_out(tx.session, tx.now, self.handed_for, limit,
                                                           stream=stream, in_flight=in_flight))
 
     def deliver_handed(self, message_id: int, owner: str) -> Delivery | None:
@@ -90,7 +102,8 @@ class Relay:
         return delivery
 
     def _deliver(self, delivery: Delivery, owner: str | None = None) -> None:
-        with deal_context(deal=delivery.deal_id, kind=delivery.kind, message=delivery.id, attempt=delivery.attempt):
+        with deal_context(deal=delivery.deal_id, kind=delivery.kind, message=delivery.id, attempt=delivery.attempt), \
+                delivering(delivery):  # the adapters' crash points name this message
             self._deliver_as(delivery, owner or self.owner)
 
     def _deliver_as(self, delivery: Delivery, owner: str) -> None:
@@ -104,7 +117,7 @@ class Relay:
             return
         crashpoint("deliver.before", delivery)
         try:
-            with self._lease_kept(delivery, owner):
+            with self._keeping_lease(delivery, owner):
                 route.handler(delivery)
         except PermanentFailure as error:
             self._settle(delivery, owner, f"permanent failure: {error}", retry_in=None)
@@ -123,28 +136,32 @@ class Relay:
                             "again and de-duplicated by its key %s", delivery.id, delivery.idempotency_key)
 
     @contextmanager
-    def _lease_kept(self, delivery: Delivery, owner: str) -> Iterator[None]:
-        """Renew the lease every third of its length while the handler runs, so a slow
-        delivery (a PDF render, a service taking its time) is not handed to a second
-        relay meanwhile. A relay that dies stops renewing, and the lease runs out."""
+    def _keeping_lease(self, delivery: Delivery, owner: str) -> Iterator[None]:
+        """Renew the lease every third of its length while the handler runs. A delivery
+        slower than the lease (a slow SMTP server, a big PDF) would otherwise be handed out
+        again and run twice at once — the same email sent twice. A process that dies stops
+        renewing, so its message is handed out again one lease later; a handler that hangs
+        keeps it for at most `max_hold` (and a Celery task for its hard time limit)."""
         done = threading.Event()
-        every = max(0.05, self.lease_for.total_seconds() / 3)
+        deadline = time.monotonic() + self.max_hold.total_seconds()
 
-        def keep() -> None:
-            while not done.wait(every):
+        def renew() -> None:
+            every = max(0.05, self.lease_for.total_seconds() / 3)
+            while not done.wait(every) and time.monotonic() < deadline:
                 try:
                     if not self.ledger.run(lambda tx: outbox.renew(tx.session, delivery.id, owner, tx.now,
                                                                    self.lease_for)):
-                        return
-                except Exception:  # noqa: BLE001 — the database is away: the next turn tries again
+                        return  # no longer ours: nothing to keep
+                except Exception:  # noqa: BLE001 — the database blinked: try at the next turn
                     log.warning("relay: could not renew the lease on message %s", delivery.id, exc_info=True)
-        keeper = threading.Thread(target=keep, name=f"lease-{delivery.id}", daemon=True)
+
+        keeper = threading.Thread(target=renew, name=f"lease-{delivery.id}", daemon=True)
         keeper.start()
         try:
             yield
         finally:
             done.set()
-            keeper.join(timeout=every + 5)
+            keeper.join()
 
     def _settle(self, delivery: Delivery, owner: str, error: str, *, retry_in: timedelta | None) -> None:
         status = self.ledger.run(

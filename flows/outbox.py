@@ -124,6 +124,18 @@ def complete(session: Session, delivery: Delivery, owner: str, now: datetime) ->
     return result.rowcount == 1  # type: ignore[attr-defined]
 
 
+def renew(session: Session, message_id: int, owner: str, now: datetime, lease_for: timedelta) -> bool:
+    """Extend a lease still held by `owner` (a delivery still running). False when it is
+    no longer ours."""
+    result = session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message_id, OutboxMessage.lease_owner == owner,
+               OutboxMessage.status == OutboxStatus.LEASED)
+        .values(leased_until=now + lease_for)
+    )
+    return result.rowcount == 1  # type: ignore[attr-defined]
+
+
 def fail(session: Session, delivery: Delivery, owner: str, now: datetime, error: str,
          retry_in: timedelta | None) -> OutboxStatus | None:
     """Schedule a retry after `retry_in`, or dead-letter the message when None."""
@@ -210,12 +222,3 @@ def claim(session: Session, message_id: int, owner: str, now: datetime, lease_fo
     row.leased_until = now + lease_for
     return Delivery(row.id, row.kind, dict(row.payload), row.idempotency_key, row.attempts, row.deal_id, row.stream)
 
-
-def renew(session: Session, message_id: int, owner: str, now: datetime, lease_for: timedelta) -> bool:
-    """Extend a lease still held while its delivery runs long; False when it was lost."""
-    result = session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.id == message_id, OutboxMessage.lease_owner == owner,
-               OutboxMessage.status == OutboxStatus.LEASED)
-        .values(leased_until=now + lease_for))
-    return result.rowcount == 1  # type: ignore[attr-defined]

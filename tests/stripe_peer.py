@@ -156,21 +156,32 @@ class StripeProxy:
         if method == "GET" and parsed.path == "/v1/payment_intents":
             customer = (query.pop("customer", [None]))[0]
             query["limit"] = ["100"]
-        url = self.upstream + parsed.path + ("?" + urllib.parse.urlencode(query, doseq=True) if query else "")
+        status, data = self._upstream(method, parsed.path, query, body, auth)
+        if customer is not None and status == 200:
+            # Filter every page, not just the first: past 100 intents (a sweep's thousand deals)
+            # the customer's own would otherwise be missing, and a lookup would find nothing.
+            listing = json.loads(data)
+            found = [i for i in listing["data"] if i.get("customer") == customer]
+            while listing.get("has_more") and listing["data"] and status == 200:
+                status, page = self._upstream(method, parsed.path, {**query, "starting_after": [listing["data"][-1]["id"]]},
+                                              body, auth)
+                listing = json.loads(page)
+                found += [i for i in listing.get("data", []) if i.get("customer") == customer]
+            listing["data"], listing["has_more"] = found, False
+            data = json.dumps(listing).encode()
+        return status, data
+
+    def _upstream(self, method: str, path: str, query: dict[str, list[str]], body: bytes,
+                  auth: str) -> tuple[int, bytes]:
+        url = self.upstream + path + ("?" + urllib.parse.urlencode(query, doseq=True) if query else "")
         upstream = urllib.request.Request(url, data=body if method == "POST" else None, method=method,
                                           headers={"Authorization": auth,
                                                    "Content-Type": "application/x-www-form-urlencoded"})
         try:
             with urllib.request.urlopen(upstream, timeout=10) as response:
-                status, data = response.status, response.read()
+                return response.status, response.read()
         except urllib.error.HTTPError as error:
-            status, data = error.code, error.read()
-        if customer is not None and status == 200:
-            listing = json.loads(data)
-            listing["data"] = [i for i in listing["data"] if i.get("customer") == customer]
-            listing["has_more"] = False
-            data = json.dumps(listing).encode()
-        return status, data
+            return error.code, error.read()
 
     def _reply(self, request: BaseHTTPRequestHandler, status: int, data: bytes, replay: bool = False) -> None:
         request.send_response(status)

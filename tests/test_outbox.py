@@ -81,6 +81,51 @@ def test_a_relay_that_dies_holding_a_lease_is_taken_over_and_the_effect_happens_
     assert late is False  # the dead relay's late word changes nothing
 
 
+def test_a_delivery_slower_than_its_lease_keeps_it_and_is_not_handed_out_twice(services, make_services, clock):
+    """Found by the crash-point sweep: an invoice email that took longer than the lease to
+    render and send was leased again meanwhile and sent twice at once. The relay renews
+    the lease while its handler runs; a relay that dies stops renewing (test above)."""
+    _enqueue(services.ledger, [("deal:1", "slow-1")])
+    other = Relay(make_services().ledger, {"test.effect": Route(Recorder())}, owner="other")
+    seen_by_other = []
+
+    def slow(delivery):
+        clock.advance(timedelta(seconds=30))  # the delivery outlasts its 1 s lease many times over
+        time.sleep(1.0)                       # long enough for the lease to be renewed at the new time
+        seen_by_other.append(other.drain_once())
+
+    relay = Relay(services.ledger, {"test.effect": Route(slow)}, lease_for=timedelta(seconds=1), owner="slow")
+    assert relay.drain() == 1
+    assert seen_by_other == [0], "the message was handed out again while it was being delivered"
+    assert other.routes["test.effect"].handler.calls == []
+    row = _message(services.ledger, "slow-1")
+    assert row.status is OutboxStatus.DONE and row.attempts == 1
+
+
+def test_a_handed_out_message_waits_for_its_queued_task_longer_than_a_lease(services, clock):
+    """Found by the crash-point sweep: a task queued behind others past the lease found its
+    message handed out again, and so did the task sent for it next (a queue of stale tasks)."""
+    _enqueue(services.ledger, [("deal:1", "queued-1")])
+    relay = Relay(services.ledger, {"test.effect": Route(Recorder())}, lease_for=timedelta(seconds=5))
+    [(message_id, _, owner)] = relay.hand_out(10)
+    clock.advance(timedelta(seconds=30))  # the task still waits in its queue
+    assert relay.hand_out(10) == []
+    assert relay.deliver_handed(message_id, owner) is not None
+    assert _message(services.ledger, "queued-1").status is OutboxStatus.DONE
+
+
+def test_a_handed_out_message_whose_task_was_lost_is_handed_out_again(services, clock):
+    _enqueue(services.ledger, [("deal:1", "lost-1")])
+    relay = Relay(services.ledger, {"test.effect": Route(Recorder())}, lease_for=timedelta(seconds=5),
+                  handed_for=timedelta(seconds=60))
+    [(message_id, _, lost)] = relay.hand_out(10)
+    clock.advance(timedelta(seconds=61))  # the broker lost the task
+    [(again, _, owner)] = relay.hand_out(10)
+    assert again == message_id and owner != lost
+    assert relay.deliver_handed(message_id, lost) is None  # the lost task, if it ever comes back
+    assert relay.deliver_handed(message_id, owner) is not None
+
+
 def test_a_rolled_back_transaction_publishes_nothing(services):
     def step_that_fails(tx):
         tx.enqueue("test.effect", {"invoice": 1}, key="email:invoice:1", deal_id=None)
@@ -214,20 +259,3 @@ def test_two_relays_draining_together_never_deliver_one_message_twice(services, 
     assert all(ids == sorted(ids) for ids in by_stream.values())
     assert set(_statuses(services.ledger)) == {OutboxStatus.DONE}
 
-
-def test_a_delivery_that_outlasts_its_lease_keeps_it_and_is_not_handed_to_another_relay(services, make_services,
-                                                                                        clock):
-    _enqueue(services.ledger, [("deal:1", "slow-effect")])
-    other = Relay(make_services().ledger, {"test.effect": Route(Recorder())}, owner="other")
-    taken_by_other: list[int] = []
-
-    def slow(delivery):
-        clock.advance(timedelta(seconds=3))  # three times the lease has gone by...
-        time.sleep(0.8)                      # ...while the relay renewed it every third of a second
-        taken_by_other.append(other.drain_once())
-
-    relay = Relay(services.ledger, {"test.effect": Route(slow)}, lease_for=timedelta(seconds=1), owner="slow")
-    assert relay.drain() == 1
-    assert taken_by_other == [0], "another relay took over a lease that was still being renewed"
-    message = _message(services.ledger, "slow-effect")
-    assert (message.status, message.attempts) == (OutboxStatus.DONE, 1)
