@@ -77,14 +77,9 @@ class RetryPolicy:
         return ceiling / 2 + ceiling / 2 * rng.random()
 
 
-def lease(session: Session, now: datetime, owner: str, lease_for: timedelta, limit: int) -> list[Delivery]:
-    """Lease up to `limit` messages that are due and at the head of their stream.
-
-    A message is due when pending and available, or leased by a relay whose lease
-    expired (it crashed). It is at the head of its stream when no earlier message of
-    the stream is still pending or leased; dead messages do not block their stream.
-    On PostgreSQL rows are taken FOR UPDATE SKIP LOCKED, so concurrent relays never
-    lease the same row; SQLite serialises writers (BEGIN IMMEDIATE) to the same end."""
+def _due_at_head(now: datetime) -> Any:
+    """Due (pending and available, or leased by a relay whose lease expired) and at the
+    head of its stream (no earlier message of the stream still pending or leased)."""
     earlier = aliased(OutboxMessage)
     blocked = exists().where(
         earlier.stream == OutboxMessage.stream,
@@ -95,9 +90,20 @@ def lease(session: Session, now: datetime, owner: str, lease_for: timedelta, lim
         and_(OutboxMessage.status == OutboxStatus.PENDING, OutboxMessage.available_at <= now),
         and_(OutboxMessage.status == OutboxStatus.LEASED, OutboxMessage.leased_until < now),
     )
+    return and_(due, ~blocked)
+
+
+def lease(session: Session, now: datetime, owner: str, lease_for: timedelta, limit: int) -> list[Delivery]:
+    """Lease up to `limit` messages that are due and at the head of their stream.
+
+    A message is due when pending and available, or leased by a relay whose lease
+    expired (it crashed). It is at the head of its stream when no earlier message of
+    the stream is still pending or leased; dead messages do not block their stream.
+    On PostgreSQL rows are taken FOR UPDATE SKIP LOCKED, so concurrent relays never
+    lease the same row; SQLite serialises writers (BEGIN IMMEDIATE) to the same end."""
     rows = session.scalars(
         select(OutboxMessage)
-        .where(due, ~blocked)
+        .where(_due_at_head(now))
         .order_by(OutboxMessage.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
@@ -186,17 +192,7 @@ def hand_out(session: Session, now: datetime, lease_for: timedelta, limit: int, 
         limit = min(limit, max(0, in_flight - out))
         if limit == 0:
             return []
-    earlier = aliased(OutboxMessage)
-    blocked = exists().where(
-        earlier.stream == OutboxMessage.stream,
-        earlier.id < OutboxMessage.id,
-        earlier.status.in_([OutboxStatus.PENDING, OutboxStatus.LEASED]),
-    )
-    due = or_(
-        and_(OutboxMessage.status == OutboxStatus.PENDING, OutboxMessage.available_at <= now),
-        and_(OutboxMessage.status == OutboxStatus.LEASED, OutboxMessage.leased_until < now),
-    )
-    query = select(OutboxMessage).where(due, ~blocked)
+    query = select(OutboxMessage).where(_due_at_head(now))
     if stream is not None:
         query = query.where(OutboxMessage.stream == stream)
     rows = session.scalars(query.order_by(OutboxMessage.id).limit(limit).with_for_update(skip_locked=True)).all()
