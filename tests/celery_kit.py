@@ -9,13 +9,16 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import func, select
 
 from closeloop.config import Settings
+from flows.outbox import OutboxMessage, OutboxStatus
 
 CLOSELOOP = str(Path(sys.executable).with_name("closeloop"))
 
@@ -157,6 +160,19 @@ class CeleryRig:
 
     def logs(self) -> str:
         return "\n".join(p.log.read_text(errors="replace") for p in self.processes if p.log.exists())
+
+
+def outbox(services: Any) -> Counter:
+    """Outbox rows by status."""
+    rows = services.ledger.read(lambda s: s.execute(
+        select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)).all())
+    return Counter({status: n for status, n in rows})
+
+
+def settled(services: Any) -> bool:
+    """Nothing pending or leased: every message delivered or dead."""
+    counts = outbox(services)
+    return counts[OutboxStatus.PENDING] == 0 and counts[OutboxStatus.LEASED] == 0
 
 
 def wait_until(what: str, check: Callable[[], bool], timeout: float = 60, every: float = 0.1) -> None:

@@ -30,7 +30,7 @@ from flows.mail import OutboundMail, OutboundStatus, queue_email
 from flows.outbox import OutboxMessage, OutboxStatus
 from flows.queries import timeline
 from flows.steps import record_signature, send_quote
-from tests.celery_kit import CeleryRig, PrivateRedis, wait_until
+from tests.celery_kit import CeleryRig, PrivateRedis, wait_until, outbox, settled
 from tests.docusign_peer import envelope_of
 from tests.factories import deal_at, quoted_deal, seed
 from tests.mail_samples import SECRET
@@ -50,17 +50,6 @@ def rig_for(tmp_path):
     yield make
     for each in made:
         each.stop()
-
-
-def outbox(services) -> Counter:
-    rows = services.ledger.read(lambda s: s.execute(
-        select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)).all())
-    return Counter({status: n for status, n in rows})
-
-
-def settled(services) -> bool:
-    counts = outbox(services)
-    return counts[OutboxStatus.PENDING] == 0 and counts[OutboxStatus.LEASED] == 0
 
 
 def messages(services, kind: str) -> list[OutboxMessage]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections import Counter
 
 import pytest
 from sqlalchemy import func, select
@@ -17,19 +16,8 @@ from flows.clock import SystemClock
 from flows.deals import Deal, Stage
 from flows.outbox import OutboxMessage, OutboxStatus
 from flows.steps import record_signature
-from tests.celery_kit import CeleryRig, amqp_url, wait_until
+from tests.celery_kit import CeleryRig, amqp_url, wait_until, outbox, settled
 from tests.factories import deal_at, seed
-
-
-def outbox(services) -> Counter:
-    rows = services.ledger.read(lambda s: s.execute(
-        select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)).all())
-    return Counter({status: n for status, n in rows})
-
-
-def settled(services) -> bool:
-    counts = outbox(services)
-    return counts[OutboxStatus.PENDING] == 0 and counts[OutboxStatus.LEASED] == 0
 
 
 def signed_deals(services, n: int) -> list[int]:
