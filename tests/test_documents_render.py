@@ -177,3 +177,18 @@ def test_a_documents_font_is_the_same_subset_as_from_the_font_file_read_afresh()
         fresh = page(lambda pdf: pdf.add_font(FONT, "B", str(path)))
     assert page(lambda pdf: add_shared_font(pdf, "B", "DejaVuSans-Bold.ttf")) == fresh
     assert page(lambda pdf: add_shared_font(pdf, "B", "DejaVuSans-Bold.ttf")) == fresh
+
+
+def test_documents_rendered_at_the_same_time_in_several_threads_all_come_out_whole():
+    """The embedded relay renders invoices while the bot renders a quote: what the
+    documents share (the parsed fonts) must not carry one output's state into another
+    (fpdf2 numbers each font's descriptor object as it writes a file)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def render(n: int) -> str:
+        pdf = render_quote(kit.quote("pl", lines=2), kit.COMPANY) if n % 2 else \
+            render_invoice(kit.invoice("en"), kit.COMPANY)
+        return text_of(pdf)[0]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        texts = list(pool.map(render, range(24)))
+    assert all(("Oferta" if n % 2 else "Invoice") in text for n, text in enumerate(texts))

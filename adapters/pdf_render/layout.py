@@ -86,8 +86,9 @@ def _parsed_font(style: str, filename: str) -> TTFFont:
 
 def add_shared_font(pdf: FPDF, style: str, filename: str) -> None:
     """`pdf.add_font` from the parsed font: the metrics (read only) are shared, and what
-    one document changes is its own — the widths cache, the glyphs it used, and the
-    fontTools font that `output()` subsets in place (a copy of the parsed one)."""
+    one document changes is its own — the widths cache, the glyphs it used, the font
+    descriptor (`output()` gives it the document's object number and subset name) and
+    the fontTools font that `output()` subsets in place (a copy of the parsed one)."""
     parsed = _parsed_font(style, filename)
     font = TTFFont.__new__(TTFFont)
     for name in TTFFont.__slots__:
@@ -96,6 +97,7 @@ def add_shared_font(pdf: FPDF, style: str, filename: str) -> None:
     font.i = len(pdf.fonts) + 1
     font.cw = copy.copy(parsed.cw)  # a defaultdict: reading an unknown character adds it
     font.glyph_ids = dict(parsed.glyph_ids)
+    font.desc = copy.copy(parsed.desc)
     font.missing_glyphs, font.biggest_size_pt, font._hbfont = [], 0, None
     font.ttfont = subsettable_copy(parsed.ttfont)
     font.subset = SubsetMap(font)
