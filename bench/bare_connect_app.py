@@ -1,6 +1,6 @@
 """The baseline of bench.connect_webhook: an endpoint that only verifies the Connect
 HMAC (the same function closeloop uses) and answers 200, served like `closeloop web`
-(waitress, 16 threads).
+(waitress, closeloop.web.WEB_THREADS threads).
 
     PORT=3000 DOCUSIGN_CONNECT_HMAC_KEYS=k1,k2 python -m bench.bare_connect_app
 """
@@ -13,6 +13,7 @@ import threading
 
 from waitress.server import create_server
 
+from closeloop.web import WEB_THREADS
 from handlers.docusign_connect import read_body, signature_headers, verified
 
 
@@ -30,7 +31,7 @@ def main() -> int:
                        [("Content-Type", "application/json"), ("Content-Length", str(len(answer)))])
         return [answer]
 
-    server = create_server(application, host="127.0.0.1", port=int(os.environ["PORT"]), threads=16,
+    server = create_server(application, host="127.0.0.1", port=int(os.environ["PORT"]), threads=WEB_THREADS,
                            ident="bare-connect", clear_untrusted_proxy_headers=True)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

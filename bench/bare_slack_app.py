@@ -2,10 +2,10 @@
 
     PORT=3000 SLACK_SIGNING_SECRET=… python -m bench.bare_slack_app
 
-Served like `closeloop web` serves closeloop (waitress, 16 threads, POST /slack/events,
-Bolt's own request verification), so the difference between the two is what closeloop
-does before its ack: its middleware, its listener up to ack(), and whatever else the
-process is busy with."""
+Served like `closeloop web` serves closeloop (waitress with closeloop.web.WEB_THREADS
+threads, POST /slack/events, Bolt's own request verification), so the difference
+between the two is what closeloop does before its ack: its middleware, its listener up
+to ack(), and whatever else the process is busy with."""
 from __future__ import annotations
 
 import os
@@ -17,6 +17,8 @@ from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk import WebClient
 from waitress.server import create_server
+
+from closeloop.web import WEB_THREADS
 
 
 def build() -> App:
@@ -41,7 +43,7 @@ def main() -> int:
         return handler(environ, start_response)
 
     server = create_server(application, host=os.environ.get("CLOSELOOP_HOST", "127.0.0.1"),
-                           port=int(os.environ["PORT"]), threads=16, ident="bare-bolt",
+                           port=int(os.environ["PORT"]), threads=WEB_THREADS, ident="bare-bolt",
                            clear_untrusted_proxy_headers=True)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

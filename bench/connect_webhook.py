@@ -5,7 +5,7 @@ Each request is a distinct, signed Connect JSON notice ("envelope-completed" for
 fresh envelope id), posted from C concurrent keep-alive clients, N per scenario, to:
 
   * a bare endpoint that only verifies the HMAC (bench/bare_connect_app.py, waitress
-    with 16 threads like `closeloop web`) — the baseline, measured in the same run;
+    with as many threads as `closeloop web`) — the baseline, measured in the same run;
   * `closeloop web` on PostgreSQL (a temporary database) and on SQLite (the embedded
     default): HMAC, parse, claim the delivery, queue its work on the outbox, answer.
 

@@ -6,7 +6,7 @@ work afterwards. This measures the time to the HTTP response (the ack) of a sign
 sends it, from C concurrent keep-alive clients, N requests per scenario, to:
 
   * a bare Bolt app that only acks /quote (bench/bare_slack_app.py, same server:
-    waitress with 16 threads) — the baseline, measured in the same run;
+    waitress with the same threads) — the baseline, measured in the same run;
   * `closeloop web`, a real subprocess on PostgreSQL (a temporary database, migrated
     with `closeloop db upgrade`, the demo catalog and the customer loaded), whose
     Slack Web API is a loopback FakeSlackApi in this process;
@@ -53,6 +53,7 @@ from sqlalchemy.engine import make_url
 from bench.ledger_chain import _version, percentile, postgres_admin, postgres_database
 from closeloop.bootstrap import build
 from closeloop.config import Settings
+from closeloop.web import WEB_THREADS
 from closeloop.demo.loopback_slack import APP, TEAM, FakeSlackApi, command_body, free_port, sign
 from flows.deals import Deal
 from flows.parties import ContactRole
@@ -439,7 +440,7 @@ def main(argv: list[str] | None = None) -> int:
 
     admin = postgres_admin()  # exits 2 with a clear message if PostgreSQL is unreachable
     print("closeloop Slack ack latency benchmark")
-    print(f"   Python {platform.python_version()}, slack_bolt {_version('slack_bolt')}, waitress 16 threads, "
+    print(f"   Python {platform.python_version()}, slack_bolt {_version('slack_bolt')}, waitress {WEB_THREADS} threads, "
           f"on {platform.system()} {platform.machine()}, {os.cpu_count()} CPUs")
     print(f"   {args.requests} timed requests per scenario from {args.concurrency} concurrent keep-alive clients, "
           f"after {args.warmup} untimed; time = request sent -> HTTP response (the ack)")

@@ -286,9 +286,9 @@ def _shown(services: Services) -> str:
 def _serve_http(services: Services, stop: threading.Event, also: str) -> None:
     from waitress.server import create_server
 
-    from closeloop.web import web_app
+    from closeloop.web import WEB_THREADS, web_app
     settings = services.settings
-    server = create_server(web_app(services), host=settings.host, port=settings.port, threads=16,
+    server = create_server(web_app(services), host=settings.host, port=settings.port, threads=WEB_THREADS,
                            ident="closeloop", clear_untrusted_proxy_headers=True)
     thread = threading.Thread(target=server.run, name="closeloop-web", daemon=True)
     thread.start()
