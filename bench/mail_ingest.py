@@ -9,7 +9,8 @@ same run:
     same batch size), the baseline;
   * ingestion: the watcher's sync into a fresh ledger (real services, SQLite file or
     PostgreSQL) as `closeloop mail watch` runs it: the raw bytes and identity stored
-    durably, a transaction per FETCH batch, and the checkpoint moved;
+    durably by the store process, a transaction per FETCH batch, and the checkpoint
+    moved; the next batch is fetched while one is stored;
   * classification: the pass that follows (in the watcher process, a thread of its
     own): parse, classify, match, route every stored message; and the two end to end;
   * resync after UIDVALIDITY changes (Dovecot rebuilds its UID list): the watcher
@@ -43,7 +44,7 @@ from closeloop.config import Settings
 from closeloop.demo.mail_servers import PASSWORD, USER, start_dovecot
 from flows.clock import SystemClock
 from flows.mail import InboundMail, MailStatus, queue_email
-from handlers.mail_watch import LedgerSink, parse_pool, read_config
+from handlers.mail_watch import LedgerSink, parse_pool, read_config, store_process
 from parsers.mail_token import reply_address
 
 SECRET, BASE, AUTHSERV = "bench-secret", "sales@ourco.example", "mx.ourco.example"
@@ -160,7 +161,10 @@ def main(argv: list[str] | None = None) -> int:
         fetched, raw_s = _raw_fetch(server, args.batch)
         mailbox = Mailbox("sales", "127.0.0.1", server.port, USER, PASSWORD, "INBOX", ssl=False)
         pool = parse_pool(args.workers)
-        sink = LedgerSink(services, read_config(services), pool, settle_batch=args.batch)
+        # The store process as `closeloop mail watch` starts it (started and connected
+        # before the clock runs: it lives as long as the watcher).
+        sink = LedgerSink(services, read_config(services), pool, settle_batch=args.batch,
+                          store_process=store_process(services))
         # settle=False: what `closeloop mail watch` does (a classifier thread settles behind the fetch).
         watcher = ImapWatcher(mailbox, sink, batch=args.batch, settle=False)
         began = time.perf_counter()
@@ -180,9 +184,8 @@ def main(argv: list[str] | None = None) -> int:
         resync_s = time.perf_counter() - began
         reclassified = sink.settle()
         after = services.ledger.read(lambda s: s.scalar(select(func.count()).select_from(InboundMail)))
+        sink.close()
         services.close()
-        if pool is not None:
-            pool.shutdown()
 
         raw_rate, ingest_rate, resync_rate = fetched / raw_s, ingested / ingest_s, refetched / resync_s
         classify_rate, whole_rate = classified / classify_s, classified / (ingest_s + classify_s)

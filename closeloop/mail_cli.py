@@ -21,7 +21,7 @@ def mail() -> None:
 def watch_command(once: bool) -> None:
     """Watch every configured mailbox (CLOSELOOP_MAILBOXES or IMAP_*) with IDLE."""
     from closeloop import migrate
-    from handlers.mail_watch import watch, watchers
+    from handlers.mail_watch import close, watch, watchers
     settings = load_settings()
     if settings.database_url.startswith("sqlite"):
         migrate.upgrade(settings.database_url)
@@ -38,15 +38,18 @@ def watch_command(once: bool) -> None:
         if not once:  # idle rather than exit: honcho and foreman stop every process when one exits
             stop.wait()
         return
-    if once:
-        for watcher in found:
-            click.echo(f"{watcher.mailbox.name}: {watcher.sync_once()} fetched")
-        return
-    threads = watch(services, stop, found)
-    click.echo(f"watching {', '.join(w.mailbox.name for w in found)} (Ctrl-C to stop)")
-    stop.wait()
-    for thread in threads:
-        thread.join(timeout=10)
+    try:
+        if once:
+            for watcher in found:
+                click.echo(f"{watcher.mailbox.name}: {watcher.sync_once()} fetched")
+            return
+        threads = watch(services, stop, found)
+        click.echo(f"watching {', '.join(w.mailbox.name for w in found)} (Ctrl-C to stop)")
+        stop.wait()
+        for thread in threads:
+            thread.join(timeout=10)
+    finally:
+        close(found)
     click.echo("stopped")
 
 

@@ -13,6 +13,7 @@ from adapters.imap_watcher import Fetched, ImapWatcher, Mailbox
 from closeloop.bootstrap import Services
 from flows.mail import InboundFacts, RawMail, RouteFailed, classify_stored, pending_mail, read_checkpoint, store_raw
 from handlers.mail_read import ReadConfig, identity, read_message
+from handlers.mail_store_process import StoreProcess
 from parsers.email_attachments import Limits
 
 log = logging.getLogger("closeloop.mail")
@@ -32,19 +33,34 @@ class LedgerSink:
     settle_batch: int = 200
     # Set when a store left messages to classify: the classifier thread waits on it.
     waiting: threading.Event = field(default_factory=threading.Event)
+    # Where batches are stored: a child process (what `closeloop mail watch` runs), or
+    # this process when None (an in-memory database, tests of the sink alone).
+    store_process: StoreProcess | None = None
 
     def checkpoint(self, mailbox: Mailbox) -> tuple[int, int] | None:
         return self.services.ledger.read(read_checkpoint, mailbox.name)
 
     def store(self, mailbox: Mailbox, uidvalidity: int, batch: list[Fetched], last_uid: int) -> None:
-        raws = [RawMail(item.uid, item.raw, *identity(item.raw)) for item in batch]
-        stored = self.services.ledger.run(store_raw, mailbox=mailbox.name, role=mailbox.role,
-                                          uidvalidity=uidvalidity, last_uid=last_uid, messages=raws)
-        if stored.pending:
+        if self.store_process is not None:
+            pending, duplicates = self.store_process.store(mailbox, uidvalidity, batch, last_uid,
+                                                           self.services.ledger.clock.now())
+        else:
+            raws = [RawMail(item.uid, item.raw, *identity(item.raw)) for item in batch]
+            stored = self.services.ledger.run(store_raw, mailbox=mailbox.name, role=mailbox.role,
+                                              uidvalidity=uidvalidity, last_uid=last_uid, messages=raws)
+            pending, duplicates = stored.pending, stored.duplicates
+        if pending:
             self.waiting.set()
-        if stored.pending or stored.duplicates:
-            log.info("mail %s: %d stored, %d duplicates (checkpoint %s:%s)", mailbox.name, stored.pending,
-                     stored.duplicates, uidvalidity, last_uid)
+        if pending or duplicates:
+            log.info("mail %s: %d stored, %d duplicates (checkpoint %s:%s)", mailbox.name, pending,
+                     duplicates, uidvalidity, last_uid)
+
+    def close(self) -> None:
+        """Stop the store process and the parsing processes, if any."""
+        if self.store_process is not None:
+            self.store_process.close()
+        if self.pool is not None:
+            self.pool.shutdown()
 
     def settle(self) -> int:
         """Classify every stored-but-unclassified message, a batch per transaction; returns how many."""
@@ -88,12 +104,29 @@ def read_config(services: Services) -> ReadConfig:
                                     max_parts=s.mail_max_parts, max_depth=s.mail_max_depth))
 
 
+def store_process(services: Services) -> StoreProcess | None:
+    """The child that stores fetched mail, started; None when the database is in memory."""
+    if not StoreProcess.can_serve(services.settings.database_url):
+        return None
+    process = StoreProcess(services.settings.database_url)
+    process.start()
+    return process
+
+
 def watchers(services: Services) -> list[ImapWatcher]:
     s = services.settings
-    sink = LedgerSink(services, read_config(services), parse_pool(s.mail_parse_workers))
+    sink = LedgerSink(services, read_config(services), parse_pool(s.mail_parse_workers),
+                      store_process=store_process(services) if s.mailbox_urls() else None)
     return [ImapWatcher(Mailbox.from_url(role, url), sink, idle_seconds=s.imap_idle_seconds,
                         backoff_max=s.imap_backoff_max_seconds, batch=s.imap_batch)
             for role, url in s.mailbox_urls()]
+
+
+def close(found: list[ImapWatcher]) -> None:
+    """Once the watchers stopped: their sinks' processes go too."""
+    for sink in {id(w.sink): w.sink for w in found}.values():
+        if isinstance(sink, LedgerSink):
+            sink.close()
 
 
 def watch(services: Services, stop: threading.Event, found: list[ImapWatcher] | None = None) -> list[threading.Thread]:

@@ -1,7 +1,8 @@
 """The ingest worker's memory stays bounded (RELIABILITY #31): a mailbox holding a
 30 MB PDF attachment and hundreds of ordinary replies goes through the real watcher
-(fetch, store, classify) in a child process, whose peak RSS must stay under the cap
-while the oversized message is refused with its reason and nothing is lost. (Without
+(fetch, store, classify) in a child process, whose peak RSS — and its store
+process's — must stay under the cap while the oversized message is refused with its
+reason and nothing is lost. (Without
 the size gate before MIME parsing this worker peaked at about 450 MB.)"""
 from __future__ import annotations
 
@@ -33,19 +34,31 @@ from closeloop.bootstrap import build
 from closeloop.config import Settings
 from closeloop.demo.mail_servers import PASSWORD, USER
 from flows.clock import SystemClock
-from handlers.mail_watch import LedgerSink, read_config
+from handlers.mail_watch import LedgerSink, read_config, store_process
 settings, port, folder = Settings(**json.loads(sys.argv[1])), int(sys.argv[2]), sys.argv[3]
 services = build(settings, SystemClock())
 mailbox = Mailbox(role="sales", host="127.0.0.1", port=port, username=USER, password=PASSWORD, ssl=False,
                   folder=folder)
-def peak_kb():
-    status = open("/proc/self/status").read()
+def peak_kb(pid="self"):
+    status = open(f"/proc/{pid}/status").read()
     return int(status.split("VmHWM:", 1)[1].split()[0])
+def children():
+    import os
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            if entry.isdigit() and int(open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()[1]) == os.getpid():
+                found.append(entry)
+        except OSError:
+            pass
+    return found
 started = peak_kb()
-fetched = ImapWatcher(mailbox, LedgerSink(services, read_config(services), settle_batch=50), timeout=30,
-                      batch=50).sync_once()
+sink = LedgerSink(services, read_config(services), settle_batch=50, store_process=store_process(services))
+fetched = ImapWatcher(mailbox, sink, timeout=30, batch=50).sync_once()
+stores = [peak_kb(pid) for pid in children()]
+sink.close()
 services.close()
-print(json.dumps({"fetched": fetched, "started_kb": started, "peak_kb": peak_kb(),
+print(json.dumps({"fetched": fetched, "started_kb": started, "peak_kb": peak_kb(), "store_kb": stores,
                   "ru_maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
 """
 
@@ -64,9 +77,11 @@ def test_ingest_worker_rss_stays_under_the_cap_with_a_30_mb_attachment_and_many_
     report = json.loads(done.stdout.strip().splitlines()[-1])
     print(f"ingest worker: started at {report['started_kb'] >> 10} MB, peak {report['peak_kb'] >> 10} MB "
           f"(cap {CAP_MB} MB) for {report['fetched']} messages, one {len(big) >> 20} MB; "
-          f"ru_maxrss {report['ru_maxrss_kb'] >> 10} MB")
+          f"ru_maxrss {report['ru_maxrss_kb'] >> 10} MB; its store process peaked at "
+          f"{[kb >> 10 for kb in report['store_kb']]} MB")
     assert report["fetched"] == ORDINARY + 1
     assert report["peak_kb"] < CAP_MB << 10
+    assert report["store_kb"] and all(kb < CAP_MB << 10 for kb in report["store_kb"])  # the store process too
 
     def counts(s):
         return s.execute(select(InboundMail.status, func.count()).group_by(InboundMail.status)).all()

@@ -6,14 +6,21 @@ ledger on SQLite and PostgreSQL; the crash is a real SIGKILL of a child process.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import threading
+from concurrent.futures.process import BrokenProcessPool
+
+import pytest
 
 from sqlalchemy import func, select
 
 from flows.mail import InboundMail, MailCheckpoint, MailStatus
 from flows.timeline import Event
+from adapters.imap_watcher import ImapWatcher
+from handlers.mail_store_process import StoreProcess
 from handlers.mail_watch import LedgerSink, read_config, watch
 from parsers.mail_token import reply_address
 from tests.mail_samples import SECRET, reply
@@ -126,3 +133,46 @@ def test_the_same_mail_delivered_twice_is_stored_once_before_any_parsing(mail_se
     count = mail_services.ledger.read(lambda s: s.scalar(select(func.count()).select_from(InboundMail)))
     assert count == 1
     assert watcher.sink.settle() == 1 and routed_events(mail_services, deal) == ["mail.question"]
+
+
+def store_process_sink(services):
+    process = StoreProcess(services.settings.database_url)
+    process.start()
+    return LedgerSink(services, read_config(services), store_process=process)
+
+
+def test_the_store_process_stores_each_batch_with_its_checkpoint_at_the_watchers_time(mail_services, imap, deal,
+                                                                                      clock):
+    imap.deliver(*(question(deal, n) for n in range(7)))
+    sink = store_process_sink(mail_services)
+    try:
+        watcher = ImapWatcher(watcher_for(mail_services, imap.port, imap).mailbox, sink, timeout=5, batch=3,
+                              settle=False)
+        assert watcher.sync_once() == 7
+        stored = mails(mail_services)
+        assert [m.status for m in stored] == [MailStatus.PENDING] * 7
+        assert {m.received_at.replace(tzinfo=None) for m in stored} == {clock.now().replace(tzinfo=None)}
+        assert mail_services.ledger.read(lambda s: s.scalar(select(MailCheckpoint.last_uid))) == 7
+        assert watcher.sync_once() == 0 and sink.settle() == 7
+    finally:
+        sink.close()
+    assert routed_events(mail_services, deal) == ["mail.question"] * 7
+
+
+def test_a_store_process_killed_loses_nothing_and_a_new_one_stores_the_batch(mail_services, imap, deal):
+    imap.deliver(*(question(deal, n) for n in range(4)))
+    sink = store_process_sink(mail_services)
+    try:
+        watcher = ImapWatcher(watcher_for(mail_services, imap.port, imap).mailbox, sink, timeout=5, settle=False)
+        first = sink.store_process.pid()
+        os.kill(first, signal.SIGKILL)
+        with pytest.raises(BrokenProcessPool):
+            watcher.sync_once()
+        assert mails(mail_services) == []  # nothing half-stored, the checkpoint not moved
+        assert mail_services.ledger.read(lambda s: s.scalar(select(MailCheckpoint.last_uid))) is None
+        assert watcher.sync_once() == 4  # the next session: a fresh store process
+        assert sink.store_process.pid() != first
+        assert len(mails(mail_services)) == 4 and sink.settle() == 4
+    finally:
+        sink.close()
+    assert routed_events(mail_services, deal) == ["mail.question"] * 4

@@ -39,6 +39,7 @@ class MailScene:
         client.logout()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._watchers: list[Any] = []
 
     def settings(self) -> dict[str, Any]:
         return {"smtp_host": "127.0.0.1", "smtp_port": self.smtp.port, "smtp_starttls": False,
@@ -50,6 +51,8 @@ class MailScene:
         self._stop.set()
         for thread in self._threads:
             thread.join(timeout=10)
+        from handlers.mail_watch import close
+        close(self._watchers)
         self.smtp.stop()
         self.imap.stop()
 
@@ -59,7 +62,7 @@ class MailScene:
         log.say()
         log.say(f"   Email, through real servers on loopback: SMTP (aiosmtpd :{self.smtp.port}) and IMAP "
                 f"({self.imap.kind} :{self.imap.port}, mailbox {FOLDER}, watched with IDLE)")
-        found = watchers(services)
+        found = self._watchers = watchers(services)
         self._threads = watch(services, self._stop, found)
         _wait(lambda: all(w.synced.is_set() for w in found), 10)
 
