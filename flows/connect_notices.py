@@ -6,7 +6,8 @@ together as one group).
 On PostgreSQL a group is one statement (a data-modifying CTE: claim, look up the
 deal, queue) run on an autocommit psycopg connection, so it is its own transaction and costs
 one round trip; `Ledger.run_statement` runs it. SQLite has no data-modifying CTEs:
-there the same rows are written with three Core statements in one transaction."""
+there a group is two statements on the sqlite3 connection in one BEGIN IMMEDIATE
+(claim, RETURNING what was new; queue those with their deal)."""
 from __future__ import annotations
 
 import hashlib
@@ -14,11 +15,11 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
-from flows.deals import SignatureEnvelope
+from flows import bulk
 from flows.inbox import InboundEvent
-from flows.ledger import Tx
+from flows.outbox import OutboxMessage, OutboxStatus
 
 KIND = "esign.connect_event"
 UNKNOWN_STREAM = "esign.connect"  # notices for envelopes we do not know: their own stream
@@ -44,6 +45,23 @@ FROM v JOIN claimed ON claimed.external_id = v.delivery
        LEFT JOIN signature_envelopes e ON e.external_id = v.envelope_id
 ORDER BY v.delivery
 RETURNING idempotency_key
+"""
+
+
+# The same on SQLite, in two statements (the group as one JSON parameter each time).
+_CLAIM_ON_SQLITE = """
+INSERT INTO inbound_events (source, external_id, content_hash, received_at)
+SELECT 'docusign', json_extract(value, '$.delivery'), json_extract(value, '$.content_hash'), ?
+FROM json_each(?) WHERE true ORDER BY json_extract(value, '$.delivery')
+ON CONFLICT DO NOTHING
+RETURNING external_id
+"""
+_QUEUE_ON_SQLITE = """
+INSERT INTO outbox (kind, stream, deal_id, payload, idempotency_key, status, attempts, available_at, created_at)
+SELECT ?, coalesce('deal:' || e.deal_id, ?), e.deal_id, json_extract(v.value, '$.payload'),
+       json_extract(v.value, '$.key'), ?, 0, ?, ?
+FROM json_each(?) AS v LEFT JOIN signature_envelopes e ON e.external_id = json_extract(v.value, '$.envelope_id')
+ORDER BY json_extract(v.value, '$.delivery')
 """
 
 
@@ -93,26 +111,25 @@ def store_on_postgres(connection: Connection, now: datetime, notices: list[dict[
     return _answers(deliveries, {keys[k] for k in queued}), len(queued)
 
 
-def accept_connect_notices(tx: Tx, notices: list[dict[str, Any]]) -> list[bool]:
-    """The same in a ledger transaction (SQLite): claim each (False for a duplicate)
-    and queue the work of the new ones, with Core statements on the connection."""
+def store_on_sqlite(connection: Connection, now: datetime, notices: list[dict[str, Any]]) -> tuple[list[bool], int]:
+    """Claim and queue a group in one SQLite transaction of two statements on the
+    sqlite3 connection; True for each new notice. Run it with `Ledger.run_statement`."""
     deliveries, firsts = _firsts(notices)
-    connection = tx.session.connection()
-    if connection.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    envelopes = {n["envelope_id"] for n in firsts.values()}
-    deals = dict(connection.execute(select(SignatureEnvelope.external_id, SignatureEnvelope.deal_id)
-                                    .where(SignatureEnvelope.external_id.in_(envelopes))).all())
-    table = InboundEvent.__table__
-    rows = [{"source": "docusign", "external_id": d, "content_hash": firsts[d].get("body_hash"), "received_at": tx.now}
-            for d in sorted(firsts)]  # one order for all writers
-    claimed = set(connection.execute(  # executemany with RETURNING: the rows go in batches
-        insert(table).on_conflict_do_nothing().returning(table.c.external_id), rows).scalars())
-    for delivery in sorted(claimed):
-        notice = firsts[delivery]
-        deal_id = deals.get(notice["envelope_id"])
-        tx.enqueue(KIND, _payload(notice), key=outbox_key(delivery), deal_id=deal_id,
-                   stream=None if deal_id else UNKNOWN_STREAM)
-    return _answers(deliveries, claimed)
+    rows = {d: {"delivery": d, "content_hash": firsts[d].get("body_hash"), "envelope_id": firsts[d]["envelope_id"],
+                "payload": _payload(firsts[d]), "key": outbox_key(d)} for d in sorted(firsts)}
+    outbox = OutboxMessage.__table__
+    at = bulk.bind(connection, InboundEvent.__table__, "received_at", now)  # type: ignore[arg-type]
+    pending = bulk.bind(connection, outbox, "status", OutboxStatus.PENDING)  # type: ignore[arg-type]
+    when = bulk.bind(connection, outbox, "available_at", now)  # type: ignore[arg-type]
+    driver = connection.connection.driver_connection
+    driver.execute("BEGIN IMMEDIATE")  # type: ignore[union-attr]
+    try:
+        claimed = {row[0] for row in driver.execute(_CLAIM_ON_SQLITE, (at, json.dumps(list(rows.values()))))}  # type: ignore[union-attr]
+        if claimed:
+            driver.execute(_QUEUE_ON_SQLITE, (KIND, UNKNOWN_STREAM, pending, when, when,  # type: ignore[union-attr]
+                                              json.dumps([rows[d] for d in sorted(claimed)])))
+        driver.execute("COMMIT")  # type: ignore[union-attr]
+    except BaseException:
+        driver.execute("ROLLBACK")  # type: ignore[union-attr]
+        raise
+    return _answers(deliveries, set(claimed)), len(claimed)

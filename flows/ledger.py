@@ -257,8 +257,14 @@ class Ledger:
 
     def statement_connection(self) -> Connection:
         """A connection for `run_statement`, in autocommit: each statement is its own
-        transaction. The caller keeps it across calls (no checkout, no ping each time)."""
-        return self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        transaction. The caller keeps it across calls (no checkout, no ping each time).
+        On SQLite the sqlite3 connection is in autocommit already (closeloop.database),
+        and SQLAlchemy's AUTOCOMMIT would hand it back to the pool with the sqlite3
+        module's implicit transactions turned on: left as it is."""
+        connection = self.engine.connect()
+        if self.engine.dialect.name == "sqlite":
+            return connection
+        return connection.execution_options(isolation_level="AUTOCOMMIT")
 
     def run_statement(self, connection: Connection,
                       step: Callable[Concatenate[Connection, datetime, P], tuple[R, int]],

@@ -12,7 +12,8 @@ acknowledged). Notices arriving together share one transaction (group commit): o
 writer thread takes whatever is waiting, commits it in one go, and wakes every
 request in the group — so a burst costs one commit, not one per notice. On
 PostgreSQL that transaction is a single statement on the writer's own autocommit
-connection: one round trip per group."""
+connection: one round trip per group; on SQLite two statements in one BEGIN
+IMMEDIATE on the writer's sqlite3 connection."""
 from __future__ import annotations
 
 import base64
@@ -26,7 +27,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from flows.connect_notices import accept_connect_notices, store_on_postgres
+from flows.connect_notices import store_on_postgres, store_on_sqlite
 from flows.ledger import Ledger
 from parsers.docusign_connect import NotAConnectNotice, parse_connect
 
@@ -109,10 +110,7 @@ class GroupCommit:
                 group, self._waiting = self._waiting[:self.max_group], self._waiting[self.max_group:]
             notices = [p.notice for p in group]
             try:
-                if self.ledger.engine.dialect.name == "postgresql":
-                    results, connection = self._store_on_postgres(connection, notices)
-                else:
-                    results = self.ledger.run(accept_connect_notices, notices)
+                results, connection = self._store(connection, notices)
             except Exception as error:  # noqa: BLE001 — each request answers for itself
                 log.exception("storing %d Connect notice(s) failed", len(group))
                 for p in group:
@@ -124,22 +122,23 @@ class GroupCommit:
             for p in group:
                 p.done.set()
 
-    def _store_on_postgres(self, connection: Connection | None,
-                           notices: list[dict[str, Any]]) -> tuple[list[bool], Connection]:
+    def _store(self, connection: Connection | None,
+               notices: list[dict[str, Any]]) -> tuple[list[bool], Connection]:
         """On the writer's connection; once more on a fresh one when that was lost (the
         server restarted, an idle timeout). Safe to repeat: if the lost statement did
         commit, the repeat finds its notices claimed and answers them as duplicates."""
+        store = store_on_postgres if self.ledger.engine.dialect.name == "postgresql" else store_on_sqlite
         if connection is not None:
             try:
-                return self.ledger.run_statement(connection, store_on_postgres, notices), connection
+                return self.ledger.run_statement(connection, store, notices), connection
             except Exception:  # noqa: BLE001 — not yet known whether it is the connection
-                if not connection.connection.driver_connection.closed:  # type: ignore[union-attr]
+                if not getattr(connection.connection.driver_connection, "closed", False):  # psycopg's; sqlite3 has none
                     raise
                 log.warning("the Connect writer's database connection was lost: storing on a new one")
                 _discard(connection)
         fresh = self.ledger.statement_connection()
         try:
-            return self.ledger.run_statement(fresh, store_on_postgres, notices), fresh
+            return self.ledger.run_statement(fresh, store, notices), fresh
         except Exception:
             _discard(fresh)
             raise
