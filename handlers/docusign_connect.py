@@ -9,8 +9,8 @@ transaction; the answer goes back at once, the relay does the work.
 
 The 200 is only sent once the notice is committed (DocuSign does not retry what we
 acknowledged). Notices arriving together share one transaction (group commit): one
-writer thread takes whatever is waiting, commits it in one go, and wakes every
-request in the group — so a burst costs one commit, not one per notice. On
+request at a time writes whatever is waiting in one go and wakes every request in
+the group — so a burst costs one commit, not one per notice. On
 PostgreSQL that transaction is a single statement on the writer's own autocommit
 connection: one round trip per group; on SQLite two statements in one BEGIN
 IMMEDIATE on the writer's sqlite3 connection."""
@@ -63,64 +63,78 @@ def read_body(environ: dict[str, Any]) -> bytes | None:
 
 
 class _Pending:
-    __slots__ = ("notice", "done", "accepted", "error")
+    __slots__ = ("notice", "done", "accepted", "error", "lead")
 
     def __init__(self, notice: dict[str, Any]) -> None:
         self.notice, self.done = notice, threading.Event()
         self.accepted: bool | None = None
         self.error: BaseException | None = None
+        self.lead = False  # handed the pen: this request writes the next group
 
 
 class GroupCommit:
-    """Claims notices in groups: whoever waits while a commit runs goes in the next one."""
+    """Claims notices in groups: whoever waits while a group is written goes in the next one.
 
-    def __init__(self, ledger: Ledger, *, max_group: int = 200, wait_seconds: float = 30.0, writers: int = 1) -> None:
+    There is no writer thread: the request that finds nobody writing writes the group
+    itself (it is in it), then hands the pen to the first request left waiting, whose
+    group is everything that came meanwhile. One writer at a time, on one connection
+    kept across groups; a thread switch fewer per group than waking a writer."""
+
+    def __init__(self, ledger: Ledger, *, max_group: int = 200, wait_seconds: float = 30.0) -> None:
         self.ledger, self.max_group, self.wait_seconds = ledger, max_group, wait_seconds
         self._waiting: list[_Pending] = []
-        self._cond = threading.Condition()
-        # One writer: a group is one cheap statement, so a second writer only splits the
-        # groups and adds thread switches (bench: fewer notices/s with two on PostgreSQL).
-        self._writers: list[threading.Thread] = []
-        self._writer_count = writers
+        self._lock = threading.Lock()
+        self._writing = False
+        self._connection: Connection | None = None  # the writer's, whoever holds the pen
 
     def accept(self, notice: dict[str, Any]) -> bool:
         """Store the notice; True when new, False for a duplicate. Raises when the
         database failed (the caller answers 5xx and DocuSign delivers it again)."""
         pending = _Pending(notice)
-        with self._cond:
+        with self._lock:
             self._waiting.append(pending)
-            self._writers = [w for w in self._writers if w.is_alive()]
-            while len(self._writers) < self._writer_count:
-                self._writers.append(threading.Thread(target=self._write, name="closeloop-connect-writer",
-                                                      daemon=True))
-                self._writers[-1].start()
-            self._cond.notify()
-        if not pending.done.wait(self.wait_seconds):
-            raise TimeoutError("the Connect notice was not stored in time")
+            lead, self._writing = not self._writing, True
+        if lead or self._await_turn(pending):
+            self._write_group()
         if pending.error is not None:
             raise pending.error
         return bool(pending.accepted)
 
-    def _write(self) -> None:
-        connection = None
-        while True:
-            with self._cond:
-                while not self._waiting:
-                    self._cond.wait()
-                group, self._waiting = self._waiting[:self.max_group], self._waiting[self.max_group:]
-            notices = [p.notice for p in group]
-            try:
-                results, connection = self._store(connection, notices)
-            except Exception as error:  # noqa: BLE001 — each request answers for itself
-                log.exception("storing %d Connect notice(s) failed", len(group))
-                for p in group:
-                    p.error = error
-                connection = _discard(connection)  # whichever it was: the next group opens its own
-            else:
-                for p, accepted in zip(group, results):
-                    p.accepted = accepted
+    def _await_turn(self, pending: _Pending) -> bool:
+        """Wait until this notice's group was written (False) or it is to write it (True)."""
+        if pending.done.wait(self.wait_seconds):
+            return pending.lead
+        with self._lock:
+            if pending in self._waiting and not pending.lead:  # nobody took it up in time: answer 5xx
+                self._waiting.remove(pending)
+                raise TimeoutError("the Connect notice was not stored in time")
+        pending.done.wait()  # its group is being written, or it was handed the pen just now
+        return pending.lead
+
+    def _write_group(self) -> None:
+        with self._lock:
+            group, self._waiting = self._waiting[:self.max_group], self._waiting[self.max_group:]
+        try:
+            results, self._connection = self._store(self._connection, [p.notice for p in group])
+        except Exception as error:  # noqa: BLE001 — each request answers for itself
+            log.exception("storing %d Connect notice(s) failed", len(group))
             for p in group:
-                p.done.set()
+                p.error = error
+            _discard(self._connection)  # whichever it was: the next group opens its own
+            self._connection = None
+        else:
+            for p, accepted in zip(group, results):
+                p.accepted = accepted
+        with self._lock:
+            successor = self._waiting[0] if self._waiting else None
+            if successor is not None:
+                successor.lead = True
+            else:
+                self._writing = False
+        if successor is not None:  # the next group starts before this one's requests wake
+            successor.done.set()
+        for p in group:
+            p.done.set()
 
     def _store(self, connection: Connection | None,
                notices: list[dict[str, Any]]) -> tuple[list[bool], Connection]:
