@@ -10,8 +10,10 @@ import hmac
 import io
 import json
 import threading
+import time
 
-from sqlalchemy import select, update
+import pytest
+from sqlalchemy import func, select, update
 
 from flows.connect_notices import KIND, UNKNOWN_STREAM
 from flows.deals import SignatureEnvelope, Stage
@@ -80,3 +82,33 @@ def test_twenty_notices_at_once_are_each_claimed_once_and_queued_on_their_stream
         else:
             assert (message.stream, message.deal_id) == (UNKNOWN_STREAM, None)
     assert sum(m.deal_id == deal_id for m in queued) == 6
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # another connection holds SQLite's write lock
+def test_a_notice_that_waits_too_long_answers_5xx_and_the_next_ones_are_stored(services):
+    from handlers.docusign_connect import GroupCommit
+    inbox = GroupCommit(services.ledger, wait_seconds=0.5)
+    payload = parse_connect(notice("0badc0de-0000-4000-8000-00000000aaaa", "completed", 1)).as_payload()
+    blocker = services.engine.connect()
+    blocker.exec_driver_sql("SELECT 1")  # BEGIN IMMEDIATE: the database's write lock, held
+    results: dict[str, object] = {}
+
+    def accept(name: str, second: int) -> None:
+        try:
+            results[name] = inbox.accept({**payload, "generated_at": f"2026-03-10T09:00:{second:02d}Z"})
+        except Exception as error:  # noqa: BLE001 — the answer under test
+            results[name] = error
+    writing = threading.Thread(target=accept, args=("first", 1))
+    writing.start()  # writes its group, and waits on the lock
+    time.sleep(0.2)
+    accept("second", 2)  # queued behind it, gives up after 0.5 s
+    assert isinstance(results["second"], TimeoutError)
+    blocker.rollback()
+    blocker.close()
+    writing.join(timeout=30)
+    assert results["first"] is True
+    accept("third", 3)  # nobody left holding the pen: the next notice writes at once
+    accept("second again", 2)  # DocuSign delivers the refused one again
+    assert results["third"] is True and results["second again"] is True
+    assert services.ledger.read(lambda s: s.scalar(select(func.count()).select_from(InboundEvent).where(
+        InboundEvent.source == "docusign"))) == 3
