@@ -98,17 +98,22 @@ def test_a_notice_that_waits_too_long_answers_5xx_and_the_next_ones_are_stored(s
             results[name] = inbox.accept({**payload, "generated_at": f"2026-03-10T09:00:{second:02d}Z"})
         except Exception as error:  # noqa: BLE001 — the answer under test
             results[name] = error
-    writing = threading.Thread(target=accept, args=("first", 1))
-    writing.start()  # writes its group, and waits on the lock
-    time.sleep(0.2)
-    accept("second", 2)  # queued behind it, gives up after 0.5 s
-    assert isinstance(results["second"], TimeoutError)
+    writers = [threading.Thread(target=accept, args=(name, n + 1)) for n, name in enumerate(["first", "second"])]
+    for thread in writers:
+        thread.start()  # both pens taken: each writes its group, and waits on the lock
+    deadline = time.monotonic() + 10
+    while inbox._writing < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.1)  # and in the database, waiting on its lock
+    accept("third", 3)  # queued behind them, gives up after 0.5 s
+    assert isinstance(results["third"], TimeoutError)
     blocker.rollback()
     blocker.close()
-    writing.join(timeout=30)
-    assert results["first"] is True
-    accept("third", 3)  # nobody left holding the pen: the next notice writes at once
-    accept("second again", 2)  # DocuSign delivers the refused one again
-    assert results["third"] is True and results["second again"] is True
+    for thread in writers:
+        thread.join(timeout=30)
+    assert results["first"] is True and results["second"] is True
+    accept("fourth", 4)  # nobody left holding a pen: the next notice writes at once
+    accept("third again", 3)  # DocuSign delivers the refused one again
+    assert results["fourth"] is True and results["third again"] is True
     assert services.ledger.read(lambda s: s.scalar(select(func.count()).select_from(InboundEvent).where(
-        InboundEvent.source == "docusign"))) == 3
+        InboundEvent.source == "docusign"))) == 4
