@@ -18,6 +18,7 @@ from closeloop.config import Settings, parse_role_grants
 from closeloop.documents import InvoiceDocuments, company_from
 from closeloop.database import make_engine
 from closeloop.license_signing import signer as license_signer
+from closeloop.logs import step_context
 from closeloop.money import build_money, money_routes
 from closeloop.relay import Relay, Route
 from flows.access import Role, grant_role
@@ -55,7 +56,8 @@ def build(settings: Settings, clock: Clock | None = None) -> Services:
                     quote_valid_days=settings.quote_valid_days, payment_terms_days=settings.payment_terms_days,
                     timezone=settings.timezone, discount_approval_bp=settings.discount_approval_percent * 100,
                     invoicing=settings.invoicing, billing_max_invoices_per_day=settings.billing_max_invoices_per_day)
-    ledger = Ledger(engine, clock or SystemClock(), policy, concurrency=settings.ledger_concurrency)
+    ledger = Ledger(engine, clock or SystemClock(), policy, concurrency=settings.ledger_concurrency,
+                    around_step=step_context)
     services = Services(settings, engine, ledger, FileSink(settings.outbox_dir))
     esign_wiring.attach(services)
     retry = RetryPolicy(max_attempts=settings.relay_max_attempts)

@@ -1,13 +1,17 @@
 """Structured logs: one JSON object per line, carrying the deal (and the task, the
 outbox message and its kind) that the line is about, wherever in the call it was
-written. The relay and the tasks set the context; adapters and flows just log."""
+written. The relay and the tasks set the context, and so does every ledger step that
+takes a deal (`step_context`, wired in closeloop.bootstrap): a Slack click, a Connect
+notice or a mail routed to a deal logs with it too. Adapters and flows just log."""
 from __future__ import annotations
 
 import contextvars
+import functools
+import inspect
 import json
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime, timezone
 from typing import Any
 
@@ -23,6 +27,23 @@ def deal_context(**fields: Any) -> Iterator[None]:
         yield
     finally:
         _context.reset(token)
+
+
+def step_context(step: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> AbstractContextManager[Any]:
+    """The deal of a ledger step, `step(tx, deal_id, ...)` or `deal_id=`, in the log context."""
+    deal = kwargs.get("deal_id")
+    if deal is None and args and _takes_deal_first(step):
+        deal = args[0]
+    return deal_context(deal=deal) if isinstance(deal, int) else nullcontext()
+
+
+@functools.lru_cache(maxsize=512)
+def _takes_deal_first(step: Callable[..., Any]) -> bool:
+    try:
+        parameters = list(inspect.signature(step).parameters)
+    except (TypeError, ValueError):  # a builtin or a callable without a signature
+        return False
+    return parameters[1:2] == ["deal_id"]
 
 
 class JsonLines(logging.Formatter):

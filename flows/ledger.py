@@ -20,7 +20,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -210,6 +210,10 @@ class Ledger:
     max_retries: int = 8
     concurrency: int = 4
     after_commit: list[Callable[[Tx | Committed], None]] = field(default_factory=list)
+    # What a step runs inside (the wiring's log context: closeloop.logs.step_context);
+    # given the step and its arguments.
+    around_step: Callable[[Callable[..., Any], tuple[Any, ...], dict[str, Any]],
+                          AbstractContextManager[Any]] = lambda *_: nullcontext()
     _rng: random.Random = field(default_factory=random.Random)
 
     def __post_init__(self) -> None:
@@ -226,7 +230,7 @@ class Ledger:
         return self._run(step, args, kwargs, inline=False)
 
     def _run(self, step: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any], *, inline: bool) -> R:
-        with self.gate():
+        with self.around_step(step, args, kwargs), self.gate():
             return self._attempts(step, args, kwargs, inline=inline)
 
     def _attempts(self, step: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any], *,

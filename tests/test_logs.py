@@ -1,0 +1,52 @@
+"""Structured logs: a line written inside a ledger step that takes a deal carries the
+deal, whoever ran the step (a Slack click, a webhook, the relay); other lines do not
+invent one."""
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+from closeloop.logs import JsonLines, deal_context
+
+log = logging.getLogger("closeloop.test_logs")
+
+
+def lines_of(run) -> list[dict]:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonLines())
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    try:
+        run()
+    finally:
+        log.removeHandler(handler)
+    return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+def about_a_deal(tx, deal_id: int, note: str) -> None:
+    log.info("working on it: %s", note)
+
+
+def about_nothing(tx, note: str) -> None:
+    log.info("no deal here: %s", note)
+
+
+def test_a_step_that_takes_a_deal_logs_with_it_positionally_or_by_name(services):
+    lines = lines_of(lambda: (services.ledger.run(about_a_deal, 42, "first"),
+                              services.ledger.run_alone(about_a_deal, deal_id=7, note="second"),
+                              services.ledger.run(about_nothing, "third")))
+    assert [(line["msg"], line.get("deal")) for line in lines] == [
+        ("working on it: first", 42), ("working on it: second", 7), ("no deal here: third", None)]
+    assert all(line["level"] == "info" and line["logger"] == "closeloop.test_logs" for line in lines)
+
+
+def test_the_step_context_adds_to_what_the_caller_set_and_is_gone_after(services):
+    def run() -> None:
+        with deal_context(task="t-1", kind="invoice.deliver"):
+            services.ledger.run(about_a_deal, 9, "inside")
+            log.info("after the step")
+    inside, after = lines_of(run)
+    assert (inside["deal"], inside["task"], inside["kind"]) == (9, "t-1", "invoice.deliver")
+    assert "deal" not in after and after["task"] == "t-1"
