@@ -186,3 +186,17 @@ def test_the_demo_ends_with_the_gap_list_and_the_digest_it_posts(demo):
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     messages = json.loads(next((out / "gaps").glob("digest-*.json")).read_text(encoding="utf-8"))
     assert all(len(m["blocks"]) <= 50 for m in messages) and "Completeness digest" in messages[0]["text"]
+
+
+def test_worker_and_beat_refuse_to_start_without_a_broker_or_for_an_unknown_queue(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "CLOSELOOP_", "BROKER_URL"))}
+
+    def run(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([CLOSELOOP, *args], cwd=tmp_path, env={**env, **extra}, capture_output=True,
+                              text=True, timeout=60)
+    for command in (["worker"], ["beat"]):
+        refused = run(*command)
+        assert refused.returncode == 1 and "BROKER_URL is not set" in refused.stderr, refused.stderr
+    unknown = run("worker", "--queues", "slack,invoices", BROKER_URL="redis://127.0.0.1:6379/15")
+    assert unknown.returncode == 1, unknown.stderr
+    assert "unknown queue(s) invoices; the queues are control, slack, mail, pdf, billing, default" in unknown.stderr
