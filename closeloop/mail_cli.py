@@ -1,6 +1,8 @@
-"""`closeloop mail …`: the IMAP watcher process and the triage list."""
+"""`closeloop mail …`: the IMAP watcher process, the triage list, and the contact flags
+(bouncing, unsubscribed) that keep mail from an address."""
 from __future__ import annotations
 
+import getpass
 import signal
 import threading
 
@@ -8,7 +10,8 @@ import click
 
 from closeloop.bootstrap import build
 from closeloop.config import load_settings
-from flows.mail import triage_list
+from flows.errors import LedgerError
+from flows.mail import clear_contact_flags, flagged_contacts, triage_list
 
 
 @click.group()
@@ -65,3 +68,34 @@ def triage_command() -> None:
         click.echo(f"#{row.id} {row.status.value:7} {row.received_at:%Y-%m-%d %H:%M} {row.from_address or '?'} "
                    f"\"{row.subject[:60]}\" — {row.reason}\n    {excerpt}")
     services.close()
+
+
+@mail.command("flags")
+def flags_command() -> None:
+    """Addresses mail is not sent to (bouncing, unsubscribed), with the reason."""
+    services = build(load_settings())
+    rows = services.ledger.read(flagged_contacts)
+    services.close()
+    if not rows:
+        click.echo("no address is flagged")
+    for row in rows:
+        click.echo(f"{row.email} {row.flag} since {row.flagged_at:%Y-%m-%d %H:%M}: {' '.join(row.reason.split())[:120]}")
+
+
+@mail.command("clear")
+@click.argument("address")
+@click.option("--flag", type=click.Choice(["bouncing", "unsubscribed"]), default=None,
+              help="lift only this flag (default: every flag of the address)")
+@click.option("--reason", required=True, help="why (kept on the timeline): the mailbox was fixed, the customer opted in")
+@click.option("--by", "actor", default=None, help="who lifts it (default: the login name)")
+def clear_command(address: str, flag: str | None, reason: str, actor: str | None) -> None:
+    """Send to ADDRESS again: lift its bouncing and/or unsubscribed flag."""
+    services = build(load_settings())
+    try:
+        lifted = services.ledger.run(clear_contact_flags, address, flag=flag, actor=actor or getpass.getuser(),
+                                     reason=reason)
+    except LedgerError as error:
+        raise click.ClickException(str(error)) from None
+    finally:
+        services.close()
+    click.echo(f"{address.strip().lower()}: {' and '.join(lifted)} lifted; mail goes to it again from the next message")

@@ -673,6 +673,34 @@ def flag_contact(tx: Tx, email: str, flag: str, reason: str, inbound_id: int | N
             contact.bounced_at = contact.bounced_at or tx.now
 
 
+def clear_contact_flags(tx: Tx, email: str, *, flag: str | None = None, actor: str, reason: str) -> list[str]:
+    """Lift the flags that keep mail from an address (a fixed mailbox, a customer who
+    asked to be mailed again): it is sent to again from the next message on. Recorded
+    on the timeline with who did it and why; returns the flags lifted."""
+    address = email.strip().lower()
+    if flag is not None and flag not in FLAG_REASONS:
+        raise InvalidInput(f"unknown flag {flag!r}: the flags are {', '.join(sorted(FLAG_REASONS))}")
+    if not reason.strip():
+        raise InvalidInput("say why the flag is lifted (--reason): it is kept on the timeline")
+    rows = list(tx.session.scalars(select(ContactFlag).where(ContactFlag.email == address).order_by(ContactFlag.flag)))
+    lifted = [row for row in rows if flag is None or row.flag == flag]
+    if not lifted:
+        raise InvalidInput(f"{address} is not flagged" + (f" {flag}" if flag else "") + ": nothing to lift")
+    for row in lifted:
+        tx.session.delete(row)
+    if any(row.flag == "bouncing" for row in lifted):
+        for contact in tx.session.scalars(select(Contact).where(func.lower(Contact.email) == address)):
+            contact.bounced_at = None
+    flags = [row.flag for row in lifted]
+    tx.record("contact.flag_cleared", deal_id=None, customer_id=None, actor=actor, email=address, flags=flags,
+              reason=reason.strip()[:500])
+    return flags
+
+
+def flagged_contacts(session: Session) -> list[ContactFlag]:
+    return list(session.scalars(select(ContactFlag).order_by(ContactFlag.email, ContactFlag.flag)))
+
+
 def contact_flags(session: Session, email: str) -> set[str]:
     return set(session.scalars(select(ContactFlag.flag).where(ContactFlag.email == email.lower())))
 

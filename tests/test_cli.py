@@ -200,3 +200,24 @@ def test_worker_and_beat_refuse_to_start_without_a_broker_or_for_an_unknown_queu
     unknown = run("worker", "--queues", "slack,invoices", BROKER_URL="redis://127.0.0.1:6379/15")
     assert unknown.returncode == 1, unknown.stderr
     assert "unknown queue(s) invoices; the queues are control, slack, mail, pdf, billing, default" in unknown.stderr
+
+
+def test_mail_flags_lists_and_mail_clear_lifts_a_flag_with_the_reason(tmp_path):
+    database = tmp_path / "closeloop.db"
+    assert closeloop("db", "upgrade", cwd=tmp_path, database=database).returncode == 0
+    with sqlite3.connect(database) as db:
+        db.execute("INSERT INTO contact_flags (email, flag, reason, flagged_at) VALUES "
+                   "('ada@acme.example', 'bouncing', '5.1.1 user unknown', '2026-03-01 10:00:00.000000')")
+    listed = closeloop("mail", "flags", cwd=tmp_path, database=database)
+    assert listed.returncode == 0 and "ada@acme.example bouncing since 2026-03-01 10:00: 5.1.1 user unknown" in listed.stdout
+    refused = closeloop("mail", "clear", "ada@acme.example", "--flag", "unsubscribed", "--reason", "opted in",
+                        cwd=tmp_path, database=database)
+    assert refused.returncode == 1 and "ada@acme.example is not flagged unsubscribed" in refused.stderr
+    lifted = closeloop("mail", "clear", "Ada@Acme.example", "--reason", "mailbox fixed", "--by", "finance.lead",
+                       cwd=tmp_path, database=database)
+    assert lifted.returncode == 0, lifted.stderr
+    assert "ada@acme.example: bouncing lifted" in lifted.stdout
+    assert "no address is flagged" in closeloop("mail", "flags", cwd=tmp_path, database=database).stdout
+    with sqlite3.connect(database) as db:
+        [(actor, data)] = db.execute("SELECT actor, data FROM events WHERE kind = 'contact.flag_cleared'").fetchall()
+    assert actor == "finance.lead" and json.loads(data)["reason"] == "mailbox fixed"

@@ -8,9 +8,11 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from flows.deals import Stage
-from flows.mail import OutboundMail, OutboundStatus, contact_flags, store_messages
+from flows.errors import InvalidInput
+from flows.mail import OutboundMail, OutboundStatus, clear_contact_flags, contact_flags, store_messages
 from flows.outbox import OutboxMessage, OutboxStatus
 from flows.queries import timeline
+from flows.timeline import Event
 from handlers.mail_read import ReadConfig, read_message
 from parsers.mail_token import reply_address
 from tests.factories import deal_at, seed
@@ -114,3 +116,26 @@ def test_mail_to_unflagged_contacts_is_sent_as_before(mailing, smtp, deal):  # n
     mailing.relay.drain()
     assert [m.rcpt_tos for m in smtp.received] == [[ADA]]
     assert outbound(mailing, sent).status is OutboundStatus.SENT and outbound(mailing, sent).error == ""
+
+
+def test_a_lifted_flag_lets_the_next_mail_go_out_and_says_who_lifted_it(mailing, smtp, deal):  # noqa: F811
+    bounce_ada(mailing, deal)
+    ingest(mailing, reply(to=reply_address(FROM, deal, SECRET), body="Please unsubscribe me."))
+    assert mailing.ledger.read(contact_flags, ADA) == {"bouncing", "unsubscribed"}
+    with pytest.raises(InvalidInput, match="say why"):
+        mailing.ledger.run(clear_contact_flags, ADA, actor="finance.lead", reason=" ")
+    assert mailing.ledger.run(clear_contact_flags, ADA.upper(), flag="bouncing", actor="finance.lead",
+                              reason="their mailbox is fixed") == ["bouncing"]
+    assert mailing.ledger.read(contact_flags, ADA) == {"unsubscribed"}  # still asked to stop: still suppressed
+    with pytest.raises(InvalidInput, match="is not flagged bouncing"):
+        mailing.ledger.run(clear_contact_flags, ADA, flag="bouncing", actor="finance.lead", reason="again")
+    mailing.ledger.run(clear_contact_flags, ADA, actor="rep", reason="she asked to be mailed again")
+    delivered = len(smtp.received)
+    sent = queue(mailing, deal, key="after")
+    mailing.relay.drain()
+    assert [m.rcpt_tos for m in smtp.received[delivered:]] == [[ADA]]
+    assert outbound(mailing, sent).status is OutboundStatus.SENT
+    cleared = mailing.ledger.read(lambda s: list(s.scalars(select(Event).where(Event.kind == "contact.flag_cleared")
+                                                           .order_by(Event.id))))
+    assert [(e.actor, e.data["flags"], e.data["reason"]) for e in cleared] == [
+        ("finance.lead", ["bouncing"], "their mailbox is fixed"), ("rep", ["unsubscribed"], "she asked to be mailed again")]
