@@ -132,4 +132,4 @@ def store_on_sqlite(connection: Connection, now: datetime, notices: list[dict[st
     except BaseException:
         driver.execute("ROLLBACK")  # type: ignore[union-attr]
         raise
-    return _answers(deliveries, set(claimed)), len(claimed)
+    return _answers(deliveries, claimed), len(claimed)

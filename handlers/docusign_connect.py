@@ -8,12 +8,12 @@ duplicate, answered 200) and its work queued on the outbox in one short
 transaction; the answer goes back at once, the relay does the work.
 
 The 200 is only sent once the notice is committed (DocuSign does not retry what we
-acknowledged). Notices arriving together share one transaction (group commit): one
-request at a time writes whatever is waiting in one go and wakes every request in
-the group — so a burst costs one commit, not one per notice. On
-PostgreSQL that transaction is a single statement on the writer's own autocommit
+acknowledged). Notices arriving together share one transaction (group commit): a
+request holding one of the two pens writes whatever is waiting in one go and wakes
+every request in the group — so a burst costs one commit, not one per notice. On
+PostgreSQL that transaction is a single statement on the pen's own autocommit
 connection: one round trip per group; on SQLite two statements in one BEGIN
-IMMEDIATE on the writer's sqlite3 connection."""
+IMMEDIATE on the pen's sqlite3 connection."""
 from __future__ import annotations
 
 import base64

@@ -25,6 +25,7 @@ from datetime import datetime
 from sqlalchemy.engine import make_url
 
 from adapters.imap_watcher import Fetched, Mailbox
+from flows.ledger import Ledger
 
 log = logging.getLogger("closeloop.mail")
 
@@ -112,12 +113,18 @@ def _ready() -> bool:
 
 def _store(mailbox: str, role: str, uidvalidity: int, last_uid: int, items: list[tuple[int, bytes]],
            now: datetime) -> tuple[int, int]:
-    from flows.ledger import Ledger
-    from flows.mail import RawMail, store_raw
-    from handlers.mail_read import identity
     ledger, clock = _child["ledger"], _child["clock"]
     assert isinstance(ledger, Ledger) and isinstance(clock, _GivenClock)
     clock.at = now
+    return store_fetched(ledger, mailbox, role, uidvalidity, last_uid, items)
+
+
+def store_fetched(ledger: Ledger, mailbox: str, role: str, uidvalidity: int, last_uid: int,
+                  items: list[tuple[int, bytes]]) -> tuple[int, int]:
+    """One batch as fetched, its identity read from the bytes, stored with the
+    checkpoint (here or in the child); (stored, duplicates)."""
+    from flows.mail import RawMail, store_raw
+    from handlers.mail_read import identity
     raws = [RawMail(uid, raw, *identity(raw)) for uid, raw in items]
     stored = ledger.run(store_raw, mailbox=mailbox, role=role, uidvalidity=uidvalidity, last_uid=last_uid,
                         messages=raws)

@@ -11,9 +11,9 @@ from functools import partial
 
 from adapters.imap_watcher import Fetched, ImapWatcher, Mailbox
 from closeloop.bootstrap import Services
-from flows.mail import InboundFacts, RawMail, RouteFailed, classify_stored, pending_mail, read_checkpoint, store_raw
-from handlers.mail_read import ReadConfig, identity, read_message
-from handlers.mail_store_process import StoreProcess
+from flows.mail import InboundFacts, RouteFailed, classify_stored, pending_mail, read_checkpoint
+from handlers.mail_read import ReadConfig, read_message
+from handlers.mail_store_process import StoreProcess, store_fetched
 from parsers.email_attachments import Limits
 
 log = logging.getLogger("closeloop.mail")
@@ -45,10 +45,8 @@ class LedgerSink:
             pending, duplicates = self.store_process.store(mailbox, uidvalidity, batch, last_uid,
                                                            self.services.ledger.clock.now())
         else:
-            raws = [RawMail(item.uid, item.raw, *identity(item.raw)) for item in batch]
-            stored = self.services.ledger.run(store_raw, mailbox=mailbox.name, role=mailbox.role,
-                                              uidvalidity=uidvalidity, last_uid=last_uid, messages=raws)
-            pending, duplicates = stored.pending, stored.duplicates
+            pending, duplicates = store_fetched(self.services.ledger, mailbox.name, mailbox.role, uidvalidity,
+                                                last_uid, [(item.uid, item.raw) for item in batch])
         if pending:
             self.waiting.set()
         if pending or duplicates:
