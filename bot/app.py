@@ -18,6 +18,7 @@ from adapters.slack import slack_client
 from bot import approvals, deal, esign, finance, gaps, home, mail_bridge, quote
 from bot.identity import Identity
 from closeloop.bootstrap import Services
+from closeloop.logs import request_scope
 from flows.access import record_denial
 from flows.errors import LedgerError
 
@@ -57,7 +58,9 @@ class ThreadPerListener(Executor):
     this executor; with a bounded pool, a new request's ack waits for a free thread
     while earlier requests do their slow work after acking. A thread per listener means
     an ack never queues behind anyone's work; the database pool still bounds how much
-    of that work runs at once (threads waiting for a connection hold no CPU)."""
+    of that work runs at once (threads waiting for a connection hold no CPU). Each run
+    is one request for the logs (closeloop.logs.request_scope): Bolt calls the error
+    handler in the same thread, so its line names the deal the listener was about."""
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         future: Future[Any] = Future()
@@ -66,7 +69,8 @@ class ThreadPerListener(Executor):
             if not future.set_running_or_notify_cancel():
                 return
             try:
-                future.set_result(fn(*args, **kwargs))
+                with request_scope():
+                    future.set_result(fn(*args, **kwargs))
             except BaseException as error:  # noqa: BLE001 — handed to whoever waits on the future
                 future.set_exception(error)
 

@@ -9,6 +9,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from closeloop.bootstrap import Services
+from closeloop.logs import about_deal
 from flows.access import ACTIONS, PERMISSIONS, may, record_denial
 
 log = logging.getLogger("closeloop.bot")
@@ -23,6 +24,7 @@ class Identity:
 
     def allowed(self, user: str, action: str, *, deal_id: int | None = None) -> bool:
         """True if the user may; otherwise the refusal is written to the audit log."""
+        about_deal(deal_id)  # a deal's every action is checked here first: the request's log lines name it
         principals = [user, *self.groups_of(user)]
         if self.services.ledger.read(may, principals, action):
             return True

@@ -2,7 +2,9 @@
 outbox message and its kind) that the line is about, wherever in the call it was
 written. The relay and the tasks set the context, and so does every ledger step that
 takes a deal (`step_context`, wired in closeloop.bootstrap): a Slack click, a Connect
-notice or a mail routed to a deal logs with it too. Adapters and flows just log."""
+notice or a mail routed to a deal logs with it too. Inside a `request_scope` (each Slack
+listener runs in one), the first deal a step or an access check names stays on the
+request's later lines too, the error handler's among them. Adapters and flows just log."""
 from __future__ import annotations
 
 import contextvars
@@ -17,6 +19,10 @@ from typing import Any
 
 _context: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("closeloop_log_context",
                                                                                 default=None)
+# The fields of the request in progress: the same dict as its scope's context, so a deal
+# noted inside a step is still there when the step's own context has gone.
+_request: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("closeloop_log_request",
+                                                                                default=None)
 
 
 @contextmanager
@@ -29,11 +35,33 @@ def deal_context(**fields: Any) -> Iterator[None]:
         _context.reset(token)
 
 
+@contextmanager
+def request_scope() -> Iterator[None]:
+    """One request (a Slack listener's run): the deal it turns out to be about is added to
+    every line written after that is known, until the request ends."""
+    fields = {**(_context.get() or {})}
+    context, request = _context.set(fields), _request.set(fields)
+    try:
+        yield
+    finally:
+        _request.reset(request)
+        _context.reset(context)
+
+
+def about_deal(deal: int | None) -> None:
+    """The request in progress is about this deal (the first one named wins)."""
+    fields = _request.get()
+    if fields is not None and deal is not None and "deal" not in fields:
+        fields["deal"] = deal
+
+
 def step_context(step: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> AbstractContextManager[Any]:
     """The deal of a ledger step, `step(tx, deal_id, ...)` or `deal_id=`, in the log context."""
     deal = kwargs.get("deal_id")
     if deal is None and args and _takes_deal_first(step):
         deal = args[0]
+    if isinstance(deal, int):
+        about_deal(deal)
     return deal_context(deal=deal) if isinstance(deal, int) else nullcontext()
 
 

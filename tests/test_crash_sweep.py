@@ -26,15 +26,18 @@ import os
 import random
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from tests.celery_kit import pg_settings  # noqa: F401 — fixture
 from tests.conftest import _truncate_postgres
+from tests.stripe_peer import LocalStripe
 from tests.sweep_kit import POINTS, PrivateRedis, facts, fingerprint, invariants, plan, run_phase, specs, stop
 
 RUNS = int(os.environ.get("CLOSELOOP_SWEEP_RUNS", "20"))
 
 
-def test_crash_sweep_matches_the_run_without_crashes(pg_settings, localstripe, tmp_path, capsys):  # noqa: F811
+def test_crash_sweep_matches_the_run_without_crashes(pg_settings, tmp_path, capsys):  # noqa: F811
     seed = int(os.environ.get("CLOSELOOP_SWEEP_SEED") or random.SystemRandom().randrange(10**6))
     rng = random.Random(seed)
     deal_specs = specs(RUNS, rng)
@@ -42,25 +45,27 @@ def test_crash_sweep_matches_the_run_without_crashes(pg_settings, localstripe, t
 
     broker = PrivateRedis(tmp_path)
     try:
-        sweep(pg_settings, broker, localstripe, tmp_path, rng, seed, deal_specs, started, capsys)
+        sweep(pg_settings, broker, tmp_path, rng, seed, deal_specs, started, capsys)
     finally:
         broker.stop()
 
 
-def sweep(pg_settings, broker, localstripe, tmp_path, rng, seed, deal_specs, started, capsys):  # noqa: F811
+def sweep(pg_settings, broker, tmp_path, rng, seed, deal_specs, started, capsys):  # noqa: F811
     timeout = 180 + len(deal_specs) * 6.0  # each settle; a deal renders three PDFs (quote, invoice twice)
-    reference = run_phase("reference", pg_settings, broker, tmp_path / "reference", localstripe.url, deal_specs,
-                          timeout=timeout)
-    expected = facts(reference, localstripe.url)
-    stop(reference)
+    with fresh_gateway() as gateway:
+        reference = run_phase("reference", pg_settings, broker, tmp_path / "reference", gateway.url, deal_specs,
+                              timeout=timeout)
+        expected = facts(reference, gateway.url)
+        stop(reference)
     assert all(not v for v in invariants(expected, set()).values()), invariants(expected, set())
 
     crashes = plan(reference.deals, expected.messages, rng)
     _truncate_postgres(pg_settings.database_url)
-    crashed = run_phase("crash", pg_settings, broker, tmp_path / "crash", localstripe.url, deal_specs,
-                        crash_plan=sorted(crashes.values()), timeout=timeout)
-    found = facts(crashed, localstripe.url)
-    stop(crashed)
+    with fresh_gateway() as gateway:
+        crashed = run_phase("crash", pg_settings, broker, tmp_path / "crash", gateway.url, deal_specs,
+                            crash_plan=sorted(crashes.values()), timeout=timeout)
+        found = facts(crashed, gateway.url)
+        stop(crashed)
     assert crashed.deals == reference.deals, "the crash phase numbered its deals differently"
 
     fired = set(crashed.fired)
@@ -76,6 +81,17 @@ def sweep(pg_settings, broker, localstripe, tmp_path, rng, seed, deal_specs, sta
     assert "signal 9" in crashed.logs or "WorkerLostError" in crashed.logs
     assert not any(results.values()), {name: v[:10] for name, v in results.items() if v}
     assert not differing, dict(list(differing.items())[:3])
+
+
+@contextmanager
+def fresh_gateway() -> Iterator[LocalStripe]:
+    """A localstripe of the phase's own: it keeps every object in memory and slows as they
+    pile up (one shared by both phases of the 1,000-run sweep answered charges in 30 s)."""
+    gateway = LocalStripe().start()
+    try:
+        yield gateway
+    finally:
+        gateway.stop()
 
 
 def report(seed, crashes, fired, expected, found, results, differing, reference, crashed, total_s) -> str:

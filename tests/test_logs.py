@@ -7,7 +7,7 @@ import io
 import json
 import logging
 
-from closeloop.logs import JsonLines, deal_context
+from closeloop.logs import JsonLines, deal_context, request_scope
 
 log = logging.getLogger("closeloop.test_logs")
 
@@ -50,3 +50,17 @@ def test_the_step_context_adds_to_what_the_caller_set_and_is_gone_after(services
     inside, after = lines_of(run)
     assert (inside["deal"], inside["task"], inside["kind"]) == (9, "t-1", "invoice.deliver")
     assert "deal" not in after and after["task"] == "t-1"
+
+
+def test_in_a_request_scope_the_first_deal_named_stays_for_the_rest_of_the_request(services):
+    def run() -> None:
+        with request_scope():
+            log.info("before any step")
+            services.ledger.run(about_a_deal, 5, "inside")
+            services.ledger.run(about_a_deal, 6, "another deal's step")
+            log.info("after the steps")
+        log.info("after the request")
+    lines = lines_of(run)
+    assert [(line["msg"], line.get("deal")) for line in lines] == [
+        ("before any step", None), ("working on it: inside", 5), ("working on it: another deal's step", 6),
+        ("after the steps", 5), ("after the request", None)]

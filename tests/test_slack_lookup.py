@@ -7,7 +7,9 @@ loopback Slack (response_url posts are recorded as "respond"). Listeners run aft
 ack in Bolt's thread pool, so the tests wait for the recorded call, with a timeout."""
 from __future__ import annotations
 
+import io
 import json
+import logging
 import time
 import urllib.error
 import urllib.request
@@ -24,6 +26,7 @@ from slack_sdk.models.views import View
 from sqlalchemy import select
 
 from bot.app import build_app
+from closeloop.logs import JsonLines
 from flows.access import Role, grant_role
 from flows.billing import Payment
 from flows.deals import Stage
@@ -461,6 +464,32 @@ def test_finance_suspends_and_reinstates_a_license_giving_the_reason_in_a_modal(
     assert either.next()["text"].startswith(":information_source: Already done")
     assert ledger.read(lambda s: s.get(License, license_id).status) is LicenseStatus.ACTIVE
     assert len(events(ledger, "license.reinstated")) == 1
+
+
+def test_a_listener_that_fails_apologises_and_its_log_line_names_the_deal(either, slack_services, slack_api):
+    """Slack refuses to open the modal: nothing changes, the user hears that it failed on our
+    side, and the error handler's JSON line carries the deal of the license pressed."""
+    ledger = slack_services.ledger
+    _, deal = invoiced(ledger, Stage.LICENSED)
+    either.command("/license", "Acme", user=FINANCE)
+    card = either.next()
+    slack_api.script["views.open"] = [(200, {}, {"ok": False, "error": "internal_error"})]
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonLines())
+    logging.getLogger("closeloop.bot").addHandler(handler)
+    before = row_counts(ledger)
+    try:
+        either.click(buttons(card, "license_suspend")[0], user=FINANCE)
+        assert "Something went wrong on our side. Nothing was changed" in either.next()["text"]
+    finally:
+        logging.getLogger("closeloop.bot").removeHandler(handler)
+    [line] = [json.loads(text) for text in stream.getvalue().splitlines()]
+    assert (line["msg"], line["level"], line["deal"]) == ("slack listener failed", "error", deal)
+    assert "internal_error" in line["error"]
+    assert row_counts(ledger) == before
+    assert ledger.read(lambda s: s.scalar(select(License.status).where(License.deal_id == deal))) \
+        is LicenseStatus.ACTIVE
 
 
 def test_a_rep_cannot_suspend_a_license_by_button_or_command(slack, slack_services):
