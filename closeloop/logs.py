@@ -60,9 +60,10 @@ def step_context(step: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[s
     deal = kwargs.get("deal_id")
     if deal is None and args and _takes_deal_first(step):
         deal = args[0]
-    if isinstance(deal, int):
-        about_deal(deal)
-    return deal_context(deal=deal) if isinstance(deal, int) else nullcontext()
+    if not isinstance(deal, int):
+        return nullcontext()
+    about_deal(deal)
+    return deal_context(deal=deal)
 
 
 @functools.lru_cache(maxsize=512)
