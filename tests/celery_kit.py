@@ -4,6 +4,8 @@ pytest worker's own, exactly as the Procfile starts them. Redis must be running
 (scripts/services starts it); the fixtures fail, never skip, when it is not."""
 from __future__ import annotations
 
+import json
+
 import os
 import signal
 import subprocess
@@ -234,6 +236,21 @@ class PrivateRedis:
     def client(self) -> Any:
         import redis
         return redis.Redis(port=self.port, socket_timeout=5)
+
+    def task_ids(self) -> set[str]:
+        """The ids of the tasks the broker holds: queued (kombu's lists) or delivered and not
+        yet acknowledged (its `unacked` hash)."""
+        client, found = self.client(), set()
+        for key in client.keys():
+            kind = client.type(key)
+            if kind == b"list":
+                messages = [json.loads(item) for item in client.lrange(key, 0, -1)]
+            elif kind == b"hash" and key == b"unacked":
+                messages = [json.loads(item)[0] for item in client.hvals(key)]
+            else:
+                continue
+            found.update(m["headers"]["id"] for m in messages if isinstance(m, dict) and "headers" in m)
+        return found
 
     @staticmethod
     def _pings(client: Any) -> bool:
