@@ -5,7 +5,6 @@ pytest worker's own, exactly as the Procfile starts them. Redis must be running
 from __future__ import annotations
 
 import json
-
 import os
 import signal
 import subprocess
