@@ -4,12 +4,18 @@ from __future__ import annotations
 import fcntl
 import socket
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
 from closeloop.config import Settings, load_settings
+from closeloop.respawn import keep_running
+
+if TYPE_CHECKING:
+    from celery import Celery
+    from celery.worker import WorkController
 
 DEFAULT_QUEUES = "control,slack,mail,billing,default"
 _BEAT_LOCK = 7_311_002  # pg_advisory_lock key held by the one beat
@@ -44,7 +50,20 @@ def worker_command(queues: str, concurrency: int | None, name: str | None) -> No
             "--hostname", name or f"closeloop-{queues.replace(',', '-')}@{socket.gethostname()}"]
     if concurrency:
         argv += ["--concurrency", str(concurrency)]
-    app.worker_main(argv)
+    raise SystemExit(keep_running("the Celery worker", lambda: _run_worker(app, argv)))
+
+
+def _run_worker(app: Celery, argv: list[str]) -> int | None:
+    """Celery's worker; returns its exit code, which `app.start` loses (click hands back
+    None even after "Unrecoverable error"), so it is read from the worker itself."""
+    from celery import signals
+    workers: list[WorkController] = []
+
+    def remember(sender: WorkController, **_: object) -> None:
+        workers.append(sender)
+    signals.worker_init.connect(remember, weak=False)
+    code = app.start(argv)
+    return workers[-1].exitcode if workers else code
 
 
 @click.command("beat")
@@ -54,8 +73,11 @@ def beat_command() -> None:
     settings = _celery_settings()
     from closeloop.celery_app import app
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    with _only_beat(settings):
-        app.Beat(loglevel="INFO", schedule=str(settings.data_dir / "celerybeat-schedule")).run()
+
+    def run() -> None:
+        with _only_beat(settings):
+            app.Beat(loglevel="INFO", schedule=str(settings.data_dir / "celerybeat-schedule")).run()
+    raise SystemExit(keep_running("the beat", run))
 
 
 class _only_beat:

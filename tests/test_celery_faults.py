@@ -95,8 +95,7 @@ def test_a_broker_restarted_mid_run_loses_no_deal_and_doubles_no_effect(private_
     services = build(settings, SystemClock())
     wake_dispatch_on_commit(services)
     try:
-        rig.worker(concurrency=2)
-        rig.beat()
+        worker, beat = rig.worker(concurrency=2), rig.beat()
         customer = seed(services.ledger)
         deals = [deal_at(services.ledger, customer, Stage.SENT) for _ in range(6)]
         for deal_id in deals:
@@ -113,6 +112,9 @@ def test_a_broker_restarted_mid_run_loses_no_deal_and_doubles_no_effect(private_
         # reconnect at once and may already have sent new ones).
         assert not held & broker.task_ids()
         wait_until("every deal to finish after the restart", lambda: settled(services), timeout=120)
+        # Both still up: Celery's worker sometimes stops on a broker restart and then starts
+        # itself again in place (closeloop/respawn.py).
+        assert worker.popen.poll() is None and beat.popen.poll() is None
         stages = services.ledger.read(lambda s: {d: s.get(Deal, d).stage for d in deals})
         assert set(stages.values()) == {Stage.BILLING_ACTIVE}
         done = effects(services)
