@@ -96,3 +96,5 @@ def setup(*, verbose: bool, json_lines: bool) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO if verbose else logging.WARNING)
+    # fontTools logs some thirty INFO lines per invoice PDF it subsets: noise, not news.
+    logging.getLogger("fontTools").setLevel(logging.WARNING)

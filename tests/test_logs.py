@@ -7,7 +7,7 @@ import io
 import json
 import logging
 
-from closeloop.logs import JsonLines, deal_context, request_scope
+from closeloop.logs import JsonLines, deal_context, request_scope, setup
 
 log = logging.getLogger("closeloop.test_logs")
 
@@ -64,3 +64,17 @@ def test_in_a_request_scope_the_first_deal_named_stays_for_the_rest_of_the_reque
     assert [(line["msg"], line.get("deal")) for line in lines] == [
         ("before any step", None), ("working on it: inside", 5), ("working on it: another deal's step", 6),
         ("after the steps", 5), ("after the request", None)]
+
+
+def test_a_verbose_process_logs_its_own_info_but_not_the_pdf_subsetter_chatter():
+    root, fonttools = logging.getLogger(), logging.getLogger("fontTools")
+    handlers, levels = root.handlers[:], (root.level, fonttools.level)
+    try:
+        setup(verbose=True, json_lines=True)
+        assert logging.getLogger("closeloop.relay").isEnabledFor(logging.INFO)
+        assert not logging.getLogger("fontTools.subset").isEnabledFor(logging.INFO)
+        assert logging.getLogger("fontTools.subset").isEnabledFor(logging.WARNING)
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(levels[0])
+        fonttools.setLevel(levels[1])
