@@ -94,6 +94,10 @@ class Relay:
         return self.ledger.run(lambda tx: outbox.hand_out(tx.session, tx.now, self.handed_for, limit,
                                                           stream=stream, in_flight=in_flight))
 
+    def give_back(self, handed: list[tuple[int, str]]) -> int:
+        """Hand-outs whose tasks were never sent, due again at once (see outbox.give_back)."""
+        return self.ledger.run(lambda tx: outbox.give_back(tx.session, tx.now, handed, self.lease_for))
+
     def deliver_handed(self, message_id: int, owner: str) -> Delivery | None:
         """Deliver one handed-out message as its owner; None when it is no longer ours."""
         delivery = self.ledger.run(lambda tx: outbox.claim(tx.session, message_id, owner, tx.now, self.lease_for))

@@ -77,18 +77,24 @@ def tick(name: str) -> None:
 
 def dispatch_due(current: Services) -> int:
     """Hand out what is due, within the in-flight bound, and send a task for each."""
-    handed = current.relay.hand_out(DISPATCH_BATCH, in_flight=current.settings.dispatch_in_flight)
-    for message_id, kind, owner in handed:
-        deliver.apply_async((message_id,), task_id=owner, queue=queue_for(kind))
-    return len(handed)
+    return _send(current, current.relay.hand_out(DISPATCH_BATCH, in_flight=current.settings.dispatch_in_flight))
 
 
 def dispatch_stream(current: Services, stream: str) -> int:
     """Hand out the next message of one stream, without counting what is in flight: the
     delivery that just finished freed the slot it takes."""
-    handed = current.relay.hand_out(1, stream=stream)
-    for message_id, kind, owner in handed:
-        deliver.apply_async((message_id,), task_id=owner, queue=queue_for(kind))
+    return _send(current, current.relay.hand_out(1, stream=stream))
+
+
+def _send(current: Services, handed: list[tuple[int, str, str]]) -> int:
+    """One task per hand-out. When the broker refuses one, what was not sent is given back
+    at once, so it waits for the next dispatch, not for the hand-out's lease to run out."""
+    for sent, (message_id, kind, owner) in enumerate(handed):
+        try:
+            deliver.apply_async((message_id,), task_id=owner, queue=queue_for(kind))
+        except Exception:
+            current.relay.give_back([(m, o) for m, _, o in handed[sent:]])
+            raise
     return len(handed)
 
 

@@ -204,6 +204,23 @@ def hand_out(session: Session, now: datetime, lease_for: timedelta, limit: int, 
     return handed
 
 
+def give_back(session: Session, now: datetime, handed: list[tuple[int, str]], claimed_for: timedelta) -> int:
+    """Undo hand-outs whose tasks could not be sent (the broker is away): those messages are
+    due again at once instead of after the hand-out's long lease. Takes (id, owner) pairs.
+    A message whose task claimed it after all (sent, then the connection dropped) has a
+    claim's lease, no longer than `claimed_for` from now, and is left alone; so is one
+    handed out again meanwhile. Returns how many were given back."""
+    given = 0
+    for message_id, owner in handed:
+        given += session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == message_id, OutboxMessage.lease_owner == owner,
+                   OutboxMessage.status == OutboxStatus.LEASED, OutboxMessage.leased_until > now + claimed_for)
+            .values(status=OutboxStatus.PENDING, leased_until=None, lease_owner=None)
+        ).rowcount  # type: ignore[attr-defined]
+    return given
+
+
 def claim(session: Session, message_id: int, owner: str, now: datetime, lease_for: timedelta) -> Delivery | None:
     """Start one attempt at a handed-out message: its lease renewed, its attempt counted.
     None when the message is no longer ours (delivered, or handed out again after our

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -30,7 +32,7 @@ from flows.mail import OutboundMail, OutboundStatus, queue_email
 from flows.outbox import OutboxMessage, OutboxStatus
 from flows.queries import timeline
 from flows.steps import record_signature, send_quote
-from tests.celery_kit import CeleryRig, PrivateRedis, wait_until, outbox, settled
+from tests.celery_kit import CeleryRig, PrivateRedis, environment, wait_until, outbox, settled
 from tests.docusign_peer import envelope_of
 from tests.factories import deal_at, quoted_deal, seed
 from tests.mail_samples import SECRET
@@ -125,6 +127,29 @@ def test_a_broker_restarted_mid_run_loses_no_deal_and_doubles_no_effect(private_
         for kind in ("slack.deal_thread", "license.provision", "esign.send"):
             keys = sink_keys(settings.outbox_dir, kind)
             assert keys and len(keys) == len(set(keys)), f"{kind} written twice"
+    finally:
+        services.close()
+
+
+DISPATCH_ONCE = ("from closeloop.bootstrap import build; from closeloop.config import load_settings; "
+                 "from closeloop.tasks import dispatch_due; from flows.clock import SystemClock; "
+                 "dispatch_due(build(load_settings(), SystemClock()))")
+
+
+def test_a_dispatch_while_the_broker_is_down_leaves_every_message_due(private_settings, private_broker):
+    """Handed out, then the task could not be sent: given back at once, not left leased until
+    the hand-out's lease runs out (minutes in production)."""
+    services = build(private_settings, SystemClock())
+    try:
+        customer = seed(services.ledger)
+        for _ in range(3):
+            sign_alone(services, deal_at(services.ledger, customer, Stage.SENT))
+        private_broker.stop()
+        run = subprocess.run([sys.executable, "-c", DISPATCH_ONCE], env=environment(private_settings),
+                             capture_output=True, text=True, timeout=120)
+        assert run.returncode != 0 and "Connection refused" in run.stderr, run.stderr[-2000:]
+        counts = outbox(services)
+        assert counts[OutboxStatus.LEASED] == 0 and counts[OutboxStatus.PENDING] >= 3
     finally:
         services.close()
 

@@ -126,6 +126,27 @@ def test_a_handed_out_message_whose_task_was_lost_is_handed_out_again(services, 
     assert relay.deliver_handed(message_id, owner) is not None
 
 
+def test_a_hand_out_whose_task_could_not_be_sent_is_due_again_at_once(services, clock):
+    _enqueue(services.ledger, [("deal:1", "unsent-1")])
+    relay = Relay(services.ledger, {"test.effect": Route(Recorder())}, lease_for=timedelta(seconds=5))
+    [(message_id, _, unsent)] = relay.hand_out(10)
+    assert relay.give_back([(message_id, unsent)]) == 1  # the broker refused the task
+    [(again, _, owner)] = relay.hand_out(10)  # no wait for the hand-out's lease
+    assert again == message_id and owner != unsent
+    assert relay.deliver_handed(message_id, unsent) is None  # had it reached the broker after all
+    assert relay.deliver_handed(message_id, owner) is not None
+
+
+def test_a_hand_out_whose_task_was_sent_after_all_and_claimed_is_not_given_back(services, clock):
+    _enqueue(services.ledger, [("deal:1", "sent-1")])
+    relay = Relay(services.ledger, {"test.effect": Route(Recorder())}, lease_for=timedelta(seconds=5))
+    [(message_id, _, owner)] = relay.hand_out(10)
+    services.ledger.run(lambda tx: outbox.claim(tx.session, message_id, owner, tx.now, relay.lease_for))
+    assert relay.give_back([(message_id, owner)]) == 0  # the publish raised, yet a worker runs it
+    assert relay.hand_out(10) == []
+    assert _message(services.ledger, "sent-1").status is OutboxStatus.LEASED
+
+
 def test_a_rolled_back_transaction_publishes_nothing(services):
     def step_that_fails(tx):
         tx.enqueue("test.effect", {"invoice": 1}, key="email:invoice:1", deal_id=None)
