@@ -54,16 +54,25 @@ def worker_command(queues: str, concurrency: int | None, name: str | None) -> No
 
 
 def _run_worker(app: Celery, argv: list[str]) -> int | None:
-    """Celery's worker; returns its exit code, which `app.start` loses (click hands back
-    None even after "Unrecoverable error"), so it is read from the worker itself."""
+    """Celery's worker; returns its exit code when it stopped on its own, 0 when it was
+    asked to (Celery exits 1 after Ctrl-C or SIGQUIT, which must not start it again).
+    The code is read from the worker itself: `app.start` loses it (click hands back None
+    even after "Unrecoverable error")."""
     from celery import signals
     workers: list[WorkController] = []
+    asked_to_stop: list[str] = []
 
     def remember(sender: WorkController, **_: object) -> None:
         workers.append(sender)
+
+    def stopping(sig: str, **_: object) -> None:
+        asked_to_stop.append(sig)
     signals.worker_init.connect(remember, weak=False)
+    signals.worker_shutting_down.connect(stopping, weak=False)
     code = app.start(argv)
-    return workers[-1].exitcode if workers else code
+    if asked_to_stop or not workers:
+        return 0 if asked_to_stop else code
+    return workers[-1].exitcode
 
 
 @click.command("beat")

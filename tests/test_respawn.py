@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from closeloop.bootstrap import build
@@ -52,11 +53,13 @@ def test_a_worker_stopped_by_an_unrecoverable_error_starts_again_and_loses_nothi
         services.close()
 
 
-def test_a_worker_asked_to_stop_stays_stopped(pg_settings, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGQUIT])
+def test_a_worker_asked_to_stop_stays_stopped(pg_settings, tmp_path, sig):
+    """Celery exits 1 after Ctrl-C and SIGQUIT: still a stop that was asked for."""
     rig = CeleryRig(pg_settings, tmp_path)
     try:
         worker = rig.worker(concurrency=1)
-        worker.popen.send_signal(signal.SIGTERM)  # the main process only, as a supervisor does
+        worker.popen.send_signal(sig)  # the main process only, as a supervisor does
         assert worker.popen.wait(30) == 0
         assert "starting it again" not in worker.log.read_text()
     finally:
