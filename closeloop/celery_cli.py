@@ -70,9 +70,9 @@ def _run_worker(app: Celery, argv: list[str]) -> int | None:
     signals.worker_init.connect(remember, weak=False)
     signals.worker_shutting_down.connect(stopping, weak=False)
     code = app.start(argv)
-    if asked_to_stop or not workers:
-        return 0 if asked_to_stop else code
-    return workers[-1].exitcode
+    if asked_to_stop:
+        return 0
+    return workers[-1].exitcode if workers else code
 
 
 @click.command("beat")
