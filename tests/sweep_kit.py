@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import random
-import subprocess
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -48,7 +47,7 @@ from flows.steps import ContactRequest, LineRequest, add_customer, draft_quote, 
 from flows.billing import Subscription, SubscriptionPeriod
 from flows.timeline import Event
 from flows.catalog_file import read_catalog
-from tests.celery_kit import CeleryRig, wait_until
+from tests.celery_kit import CeleryRig, PrivateRedis, wait_until
 from tests.factories import CATALOG
 from tests.stripe_peer import API_KEY, StripeProxy, card, stripe_client
 
@@ -114,39 +113,6 @@ def plan(deal_ids: list[int], messages: dict[int, Counter], rng: random.Random) 
 
 
 # --- a broker of the sweep's own ------------------------------------------------------------
-
-class PrivateRedis:
-    """redis-server on a free loopback port for this sweep alone: the shared server's
-    numbered databases are shared with any other test run on the machine, whose workers
-    would take (and drop) this sweep's tasks."""
-
-    def __init__(self, folder: Path) -> None:
-        from tests.stripe_peer import free_port
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-                                         "--save", "", "--appendonly", "no", "--dir", str(folder)],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        import redis
-        client = redis.Redis.from_url(self.url, socket_timeout=1)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                client.ping()
-                return
-            except redis.RedisError:
-                time.sleep(0.05)
-        self.stop()
-        raise AssertionError("redis-server did not start within 20 s")
-
-    def flush(self) -> None:
-        import redis
-        redis.Redis.from_url(self.url, socket_timeout=3).flushdb()
-
-    def stop(self) -> None:
-        self.process.kill()
-        self.process.wait(timeout=10)
-
 
 # --- the license provisioning webhook ---------------------------------------------------------
 

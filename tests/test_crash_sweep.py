@@ -32,22 +32,18 @@ from contextlib import contextmanager
 from tests.celery_kit import pg_settings  # noqa: F401 — fixture
 from tests.conftest import _truncate_postgres
 from tests.stripe_peer import LocalStripe
-from tests.sweep_kit import POINTS, PrivateRedis, facts, fingerprint, invariants, plan, run_phase, specs, stop
+from tests.sweep_kit import POINTS, facts, fingerprint, invariants, plan, run_phase, specs, stop
 
 RUNS = int(os.environ.get("CLOSELOOP_SWEEP_RUNS", "20"))
 
 
-def test_crash_sweep_matches_the_run_without_crashes(pg_settings, tmp_path, capsys):  # noqa: F811
+def test_crash_sweep_matches_the_run_without_crashes(pg_settings, private_broker, tmp_path, capsys):  # noqa: F811
     seed = int(os.environ.get("CLOSELOOP_SWEEP_SEED") or random.SystemRandom().randrange(10**6))
     rng = random.Random(seed)
     deal_specs = specs(RUNS, rng)
     started = time.monotonic()
 
-    broker = PrivateRedis(tmp_path)
-    try:
-        sweep(pg_settings, broker, tmp_path, rng, seed, deal_specs, started, capsys)
-    finally:
-        broker.stop()
+    sweep(pg_settings, private_broker, tmp_path, rng, seed, deal_specs, started, capsys)
 
 
 def sweep(pg_settings, broker, tmp_path, rng, seed, deal_specs, started, capsys):  # noqa: F811
