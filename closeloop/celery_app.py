@@ -74,7 +74,7 @@ def configure(app: Celery, settings: Settings) -> None:
         task_soft_time_limit=max(1, settings.celery_task_seconds - 5),
         task_queues=[Queue(name) for name in QUEUES],
         task_default_queue="default",
-        task_routes={"closeloop.dispatch": {"queue": "control"}, "closeloop.tick": {"queue": "control"}},
+        task_routes={name: {"queue": "control"} for name in ("closeloop.dispatch", "closeloop.tick", "closeloop.reclaim")},
         worker_hijack_root_logger=False,
         timezone="UTC",
         beat_schedule=beat_schedule(settings),

@@ -98,6 +98,10 @@ class Relay:
         """Hand-outs whose tasks were never sent, due again at once (see outbox.give_back)."""
         return self.ledger.run(lambda tx: outbox.give_back(tx.session, tx.now, handed, self.lease_for))
 
+    def give_back_unclaimed(self) -> int:
+        """Every hand-out no task has claimed, due again at once (see outbox.give_back_unclaimed)."""
+        return self.ledger.run(lambda tx: outbox.give_back_unclaimed(tx.session, tx.now, self.lease_for))
+
     def deliver_handed(self, message_id: int, owner: str) -> Delivery | None:
         """Deliver one handed-out message as its owner; None when it is no longer ours."""
         delivery = self.ledger.run(lambda tx: outbox.claim(tx.session, message_id, owner, tx.now, self.lease_for))

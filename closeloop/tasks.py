@@ -8,7 +8,8 @@ the embedded relay, then dispatches what became due, so a deal's next step does 
 wait for the beat: the next message of its own stream (one indexed query, in the
 in-flight slot it frees), or everything due when the delivery wrote to the outbox.
 The outbox stays the record: a task lost with a broker restart leaves its message
-leased until the lease runs out, and the next dispatch sends it again. Nothing here
+handed out until the hand-out's lease runs out, and the next dispatch sends it again;
+a worker that connects to the broker has those hand-outs sent again at once (`reclaim`). Nothing here
 is scheduled ahead; every task is idempotent."""
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import logging
 import threading
 from typing import Any
 
+from celery import bootsteps
 from celery.signals import worker_process_init
 
 from closeloop.bootstrap import Services, build
@@ -73,6 +75,30 @@ def dispatch() -> int:
 @app.task(name="closeloop.tick")
 def tick(name: str) -> None:
     run_tick(services(), name)
+
+
+@app.task(name="closeloop.reclaim")
+def reclaim() -> int:
+    """Sent each time a worker connects to the broker, which may have lost every queued
+    task (a Redis restart without persistence, a machine rebooted): what was handed out
+    and not yet claimed is handed out again now, not after the hand-out's lease
+    (minutes). When nothing was lost, the old tasks find their owner gone and do nothing."""
+    current = services()
+    given = current.relay.give_back_unclaimed()
+    if given:
+        log.warning("connected to the broker: %d message(s) handed out again", given)
+    return dispatch_due(current)
+
+
+class _ReclaimOnConnect(bootsteps.StartStopStep):
+    """Starts with the worker's consumer, and again each time it reconnects to the broker."""
+    requires = {"celery.worker.consumer.tasks:Tasks"}
+
+    def start(self, parent: Any) -> None:
+        reclaim.apply_async(queue="control")
+
+
+app.steps["consumer"].add(_ReclaimOnConnect)
 
 
 def dispatch_due(current: Services) -> int:

@@ -221,6 +221,19 @@ def give_back(session: Session, now: datetime, handed: list[tuple[int, str]], cl
     return given
 
 
+def give_back_unclaimed(session: Session, now: datetime, claimed_for: timedelta) -> int:
+    """After the broker may have lost its tasks (a worker connected to it): every hand-out
+    no task has claimed yet is due again at once, instead of after the hand-out's long
+    lease. Safe when nothing was lost: a task still queued finds its owner gone and does
+    nothing. Claimed messages (a claim's lease, at most `claimed_for`) are left alone."""
+    return session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.status == OutboxStatus.LEASED, OutboxMessage.leased_until > now + claimed_for,
+               OutboxMessage.lease_owner.like("task:%"))
+        .values(status=OutboxStatus.PENDING, leased_until=None, lease_owner=None)
+    ).rowcount  # type: ignore[attr-defined]
+
+
 def claim(session: Session, message_id: int, owner: str, now: datetime, lease_for: timedelta) -> Delivery | None:
     """Start one attempt at a handed-out message: its lease renewed, its attempt counted.
     None when the message is no longer ours (delivered, or handed out again after our

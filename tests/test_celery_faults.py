@@ -117,6 +117,8 @@ def test_a_broker_restarted_mid_run_loses_no_deal_and_doubles_no_effect(private_
         # Both still up: Celery's worker sometimes stops on a broker restart and then starts
         # itself again in place (closeloop/respawn.py).
         assert worker.popen.poll() is None and beat.popen.poll() is None
+        # The lost tasks were sent again on the reconnect, not after the hand-out's lease.
+        assert "message(s) handed out again" in worker.log.read_text()
         stages = services.ledger.read(lambda s: {d: s.get(Deal, d).stage for d in deals})
         assert set(stages.values()) == {Stage.BILLING_ACTIVE}
         done = effects(services)
@@ -211,7 +213,7 @@ def test_a_reminder_due_later_is_not_in_the_broker_and_goes_out_once_when_due(pr
         assert services.ledger.read(lambda s: s.scalar(select(func.count()).select_from(DunningNotice))) == 0
         assert [s for s in subjects(smtp) if "due on" in s] == [], "a reminder went out 25 days early"
         assert publishes.tasks()["closeloop.deliver"] > 0 and publishes.scheduled_ahead() == []
-        assert set(publishes.tasks()) <= {"closeloop.deliver", "closeloop.dispatch", "closeloop.tick"}
+        assert set(publishes.tasks()) <= {"closeloop.deliver", "closeloop.dispatch", "closeloop.tick", "closeloop.reclaim"}
 
         # The calendar reaches the reminder window (three days before the due date).
         def three_days_left(tx):

@@ -147,6 +147,20 @@ def test_a_hand_out_whose_task_was_sent_after_all_and_claimed_is_not_given_back(
     assert _message(services.ledger, "sent-1").status is OutboxStatus.LEASED
 
 
+def test_after_a_reconnect_every_unclaimed_hand_out_is_due_again_and_nothing_claimed(services, clock):
+    """The broker may have lost every queued task: what no task claimed is handed out anew."""
+    _enqueue(services.ledger, [("deal:1", "queued-1"), ("deal:2", "running-2")])
+    relay = Relay(services.ledger, {"test.effect": Route(Recorder())}, lease_for=timedelta(seconds=5))
+    [(queued, _, lost), (running, _, owner)] = relay.hand_out(10)
+    services.ledger.run(lambda tx: outbox.claim(tx.session, running, owner, tx.now, relay.lease_for))
+    clock.advance(timedelta(seconds=2))
+    assert relay.give_back_unclaimed() == 1
+    [(again, _, new_owner)] = relay.hand_out(10)
+    assert again == queued and new_owner != lost
+    assert relay.deliver_handed(queued, lost) is None  # its old task, had the broker kept it
+    assert _message(services.ledger, "running-2").status is OutboxStatus.LEASED  # still its task's
+
+
 def test_a_rolled_back_transaction_publishes_nothing(services):
     def step_that_fails(tx):
         tx.enqueue("test.effect", {"invoice": 1}, key="email:invoice:1", deal_id=None)
