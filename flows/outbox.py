@@ -204,19 +204,28 @@ def hand_out(session: Session, now: datetime, lease_for: timedelta, limit: int, 
     return handed
 
 
+def _unclaimed_hand_out(now: datetime, claimed_for: timedelta) -> Any:
+    """Handed out to a task that has not claimed it: the hand-out's lease is still longer
+    than any claim's (`claimed_for`), which a claim or its renewals would have shortened."""
+    return and_(OutboxMessage.status == OutboxStatus.LEASED, OutboxMessage.lease_owner.like("task:%"),
+                OutboxMessage.leased_until > now + claimed_for)
+
+
+_DUE_AGAIN = {"status": OutboxStatus.PENDING, "leased_until": None, "lease_owner": None}
+
+
 def give_back(session: Session, now: datetime, handed: list[tuple[int, str]], claimed_for: timedelta) -> int:
     """Undo hand-outs whose tasks could not be sent (the broker is away): those messages are
     due again at once instead of after the hand-out's long lease. Takes (id, owner) pairs.
-    A message whose task claimed it after all (sent, then the connection dropped) has a
-    claim's lease, no longer than `claimed_for` from now, and is left alone; so is one
-    handed out again meanwhile. Returns how many were given back."""
+    A message whose task claimed it after all (sent, then the connection dropped) is left
+    alone; so is one handed out again meanwhile. Returns how many were given back."""
     given = 0
     for message_id, owner in handed:
         given += session.execute(
             update(OutboxMessage)
             .where(OutboxMessage.id == message_id, OutboxMessage.lease_owner == owner,
-                   OutboxMessage.status == OutboxStatus.LEASED, OutboxMessage.leased_until > now + claimed_for)
-            .values(status=OutboxStatus.PENDING, leased_until=None, lease_owner=None)
+                   _unclaimed_hand_out(now, claimed_for))
+            .values(**_DUE_AGAIN)
         ).rowcount  # type: ignore[attr-defined]
     return given
 
@@ -225,12 +234,9 @@ def give_back_unclaimed(session: Session, now: datetime, claimed_for: timedelta)
     """After the broker may have lost its tasks (a worker connected to it): every hand-out
     no task has claimed yet is due again at once, instead of after the hand-out's long
     lease. Safe when nothing was lost: a task still queued finds its owner gone and does
-    nothing. Claimed messages (a claim's lease, at most `claimed_for`) are left alone."""
+    nothing. Claimed messages are left alone."""
     return session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.status == OutboxStatus.LEASED, OutboxMessage.leased_until > now + claimed_for,
-               OutboxMessage.lease_owner.like("task:%"))
-        .values(status=OutboxStatus.PENDING, leased_until=None, lease_owner=None)
+        update(OutboxMessage).where(_unclaimed_hand_out(now, claimed_for)).values(**_DUE_AGAIN)
     ).rowcount  # type: ignore[attr-defined]
 
 
